@@ -1,0 +1,147 @@
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha384};
+
+use crate::AttestError;
+
+/// A confidential-computing platform whose evidence Cleanroom understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Platform {
+    Snp,
+    Tdx,
+    AzureSnp,
+    AzureTdx,
+    /// Software-signed evidence for development and CI. INSECURE.
+    Sim,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Snp => "snp",
+            Platform::Tdx => "tdx",
+            Platform::AzureSnp => "azure-snp",
+            Platform::AzureTdx => "azure-tdx",
+            Platform::Sim => "sim",
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "snp" => Platform::Snp,
+            "tdx" => Platform::Tdx,
+            "azure-snp" => Platform::AzureSnp,
+            "azure-tdx" => Platform::AzureTdx,
+            "sim" => Platform::Sim,
+            other => {
+                return Err(format!(
+                    "unknown platform `{other}` (expected snp, tdx, azure-snp, azure-tdx or sim)"
+                ));
+            }
+        })
+    }
+}
+
+/// Evidence as it travels (JSON): what a host serves and sends to key brokers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EvidenceBundle {
+    pub platform: Platform,
+    /// The raw report / quote / HCL report / sim report, base64 (standard alphabet).
+    pub report: String,
+    /// Certificates the verifier needs (PEM), leaf first, when the platform has a chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_chain: Vec<String>,
+    /// TDX collateral (JSON as produced by `dcap-qvl`), when the platform is TDX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collateral: Option<serde_json::Value>,
+    /// The host identity public key (SEC1 hex) bound in REPORT_DATA, when the host serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_public_key: Option<String>,
+    /// The contract digest (hex) the host was launched with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_digest: Option<String>,
+}
+
+/// Reference values: what a verifier accepts. Built by the host from a contract.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceValues {
+    pub allowed_platforms: Vec<Platform>,
+    /// Accept `sim` evidence (INSECURE). Off unless the contract says so.
+    pub allow_simulated: bool,
+    pub sim: SimReference,
+}
+
+/// Reference values for the simulated platform.
+#[derive(Debug, Clone, Default)]
+pub struct SimReference {
+    /// Allowed 48-byte measurements (SHA-384 of the host binary for `sim`).
+    pub measurements: Vec<[u8; 48]>,
+}
+
+/// What the evidence must bind: REPORT_DATA and the launch-bound data.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub report_data: [u8; 64],
+    /// The 32-byte contract digest (SNP HOST_DATA, or the first 32 bytes of TDX MRCONFIGID).
+    pub host_data: [u8; 32],
+}
+
+/// Claims read from verified evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    pub platform: Platform,
+    pub measurement: String,
+    pub report_data: String,
+    pub host_data: String,
+    pub tcb: String,
+    pub debug: bool,
+    /// True for `sim`: such evidence proves nothing about hardware.
+    pub insecure: bool,
+}
+
+/// Proof that evidence passed every check in [`crate::verify`]. Only this crate constructs it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    claims: Claims,
+}
+
+impl Verified {
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+/// REPORT_DATA for a request: SHA-384 of `canonical_json` in the first 48 bytes, zeros after.
+pub fn report_data_for(canonical_json: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    out[..48].copy_from_slice(&Sha384::digest(canonical_json));
+    out
+}
+
+pub(crate) fn check_bindings(claims: Claims, expected: &Expected) -> Result<Verified, AttestError> {
+    let want_rd = hex::encode(expected.report_data);
+    if claims.report_data != want_rd {
+        return Err(AttestError::ReportDataMismatch {
+            expected: want_rd,
+            actual: claims.report_data,
+        });
+    }
+    let want_hd = hex::encode(expected.host_data);
+    if !claims.host_data.starts_with(&want_hd) {
+        return Err(AttestError::HostDataMismatch {
+            expected: want_hd,
+            actual: claims.host_data,
+        });
+    }
+    Ok(Verified { claims })
+}
