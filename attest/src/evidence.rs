@@ -64,6 +64,9 @@ pub struct EvidenceBundle {
     /// TDX collateral (JSON as produced by `dcap-qvl`), when the platform is TDX.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collateral: Option<serde_json::Value>,
+    /// `azure-tdx` only: the TD quote (base64) that accompanies the HCL report in `report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub td_quote: Option<String>,
     /// The host identity public key (SEC1 hex) bound in REPORT_DATA, when the host serves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_public_key: Option<String>,
@@ -73,12 +76,73 @@ pub struct EvidenceBundle {
 }
 
 /// Reference values: what a verifier accepts. Built by the host from a contract.
+///
+/// The `Default` refuses everything: no platform is allowed and every allowed-value list is
+/// empty.
 #[derive(Debug, Clone, Default)]
 pub struct ReferenceValues {
     pub allowed_platforms: Vec<Platform>,
     /// Accept `sim` evidence (INSECURE). Off unless the contract says so.
     pub allow_simulated: bool,
     pub sim: SimReference,
+    /// Reference values for `snp` and `azure-snp` evidence.
+    pub snp: SnpReference,
+    /// Reference values for `tdx` and `azure-tdx` evidence.
+    pub tdx: TdxReference,
+}
+
+/// Reference values for AMD SEV-SNP evidence.
+#[derive(Debug, Clone, Default)]
+pub struct SnpReference {
+    /// Allowed launch digests (MEASUREMENT). Empty refuses every report.
+    pub measurements: Vec<[u8; 48]>,
+    /// Minimum REPORTED_TCB, component by component.
+    pub min_tcb: SnpTcb,
+    /// Accept a guest policy with DEBUG allowed. Default false.
+    pub allow_debug: bool,
+    /// Required VMPL of the report. `None` means VMPL 0 (fail closed: a report requested
+    /// from a less privileged VMPL is refused unless the contract names that VMPL).
+    pub vmpl: Option<u32>,
+}
+
+/// An SEV-SNP TCB version (security patch levels). `fmc` exists on Turin and later only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpTcb {
+    pub bootloader: u8,
+    pub tee: u8,
+    pub snp: u8,
+    pub microcode: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fmc: Option<u8>,
+}
+
+impl std::fmt::Display for SnpTcb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "bootloader={} tee={} snp={} microcode={}",
+            self.bootloader, self.tee, self.snp, self.microcode
+        )?;
+        if let Some(fmc) = self.fmc {
+            write!(f, " fmc={fmc}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reference values for Intel TDX evidence.
+#[derive(Debug, Clone, Default)]
+pub struct TdxReference {
+    /// Allowed MRTD values (the TD firmware measurement). Empty refuses every quote.
+    pub mrtds: Vec<[u8; 48]>,
+    /// Expected RTMR0..RTMR3; `None` leaves that register unchecked.
+    pub rtmrs: [Option<[u8; 48]>; 4],
+    /// Allowed TCB statuses, as Intel names them (e.g. `UpToDate`, `SWHardeningNeeded`).
+    /// Empty refuses every quote.
+    pub allowed_tcb_statuses: Vec<String>,
+    /// Accept a TD with the DEBUG attribute. Default false.
+    pub allow_debug: bool,
 }
 
 /// Reference values for the simulated platform.
@@ -107,6 +171,10 @@ pub struct Claims {
     pub debug: bool,
     /// True for `sim`: such evidence proves nothing about hardware.
     pub insecure: bool,
+    /// Platform-specific verified fields (VMPL, signing key, chip ID, TDX TCB status, RTMRs,
+    /// Azure runtime data...), for display and audit.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub details: std::collections::BTreeMap<String, String>,
 }
 
 /// Proof that evidence passed every check in [`crate::verify`]. Only this crate constructs it.

@@ -90,7 +90,9 @@ impl SimSigner {
     pub fn sign(&self, report: &SimReport) -> EvidenceBundle {
         let report_bytes = serde_json::to_vec(report).expect("SimReport serialises");
         let chip_pub = VerifyingKey::from(&self.chip).to_encoded_point(true);
-        let chip_sig: Signature = self.root.sign(&[CHIP_CERT_DOMAIN, chip_pub.as_bytes()].concat());
+        let chip_sig: Signature = self
+            .root
+            .sign(&[CHIP_CERT_DOMAIN, chip_pub.as_bytes()].concat());
         let sig: Signature = self.chip.sign(&[REPORT_DOMAIN, &report_bytes].concat());
         let signed = SignedSimReport {
             report: B64.encode(&report_bytes),
@@ -103,6 +105,7 @@ impl SimSigner {
             report: B64.encode(serde_json::to_vec(&signed).expect("serialises")),
             cert_chain: Vec::new(),
             collateral: None,
+            td_quote: None,
             host_public_key: None,
             contract_digest: None,
         }
@@ -196,10 +199,34 @@ pub(crate) fn verify_report(
         tcb: report.tcb.to_string(),
         debug: report.debug,
         insecure: true,
+        details: Default::default(),
     })
 }
 
+/// (measurement, host_data, report_data) of a sim bundle.
+type SimFields = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The claimed fields of a sim bundle, NOT verified.
+pub(crate) fn inspect(bundle: &EvidenceBundle) -> Result<SimFields, AttestError> {
+    let outer = B64
+        .decode(&bundle.report)
+        .map_err(|_| malformed("sim report is not base64"))?;
+    let signed: SignedSimReport = serde_json::from_slice(&outer)
+        .map_err(|e| malformed(format!("sim report envelope: {e}")))?;
+    let report_bytes = B64
+        .decode(&signed.report)
+        .map_err(|_| malformed("sim report body is not base64"))?;
+    let report: SimReport = serde_json::from_slice(&report_bytes)
+        .map_err(|e| malformed(format!("sim report body: {e}")))?;
+    Ok((
+        decode_hex_len("measurement", &report.measurement, 48)?,
+        decode_hex_len("host_data", &report.host_data, 32)?,
+        decode_hex_len("report_data", &report.report_data, 64)?,
+    ))
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::{Expected, ReferenceValues, verify};
@@ -211,6 +238,7 @@ mod tests {
             sim: SimReference {
                 measurements: vec![m],
             },
+            ..ReferenceValues::default()
         }
     }
 
