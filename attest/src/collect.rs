@@ -50,6 +50,18 @@ pub enum Source {
     AzureVtpm,
 }
 
+impl Source {
+    /// The platform whose evidence this source yields.
+    pub fn platform(&self) -> crate::Platform {
+        match self {
+            Source::ConfigfsTsm { provider } if provider.starts_with("tdx") => crate::Platform::Tdx,
+            Source::ConfigfsTsm { .. } | Source::SevGuest => crate::Platform::Snp,
+            Source::TdxGuest => crate::Platform::Tdx,
+            Source::AzureVtpm => crate::Platform::AzureSnp,
+        }
+    }
+}
+
 /// Collects evidence. [`Collector::system`] looks at the real machine; tests point
 /// [`Collector::with_root`] at a directory tree standing in for `/`.
 #[derive(Debug, Clone)]

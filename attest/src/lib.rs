@@ -62,6 +62,10 @@ pub fn verify(
     expected: &Expected,
     at_unix: u64,
 ) -> Result<Verified, AttestError> {
+    // Name the sharper cause first: simulated evidence where simulation is not allowed.
+    if bundle.platform == Platform::Sim && !refs.allow_simulated {
+        return Err(AttestError::SimulatedNotAllowed);
+    }
     if !refs.allowed_platforms.contains(&bundle.platform) {
         return Err(AttestError::PlatformNotAllowed {
             platform: bundle.platform,

@@ -1,1 +1,46 @@
+//! # cleanroom-policy
+//!
+//! The rules every member agrees to, as data and pure functions.
+//!
+//! ## Module map
+//! - [`contract`]: the `contract.toml` model, strict parsing (unknown fields, duplicates,
+//!   dangling references are errors naming the field and line) and the contract digest
+//!   (SHA-256 of the RFC 8785 canonical JSON of the parsed contract).
+//! - [`message`]: COSE_Sign1 (RFC 9052, ES384) signed messages: contract acceptance, workload
+//!   proposals and approvals, suspension; member key fingerprints.
+//! - [`workload`]: the workload model (SQL and/or module digest, inputs, parameters, output)
+//!   and its digest.
+//! - [`approval`]: who must sign what before a run may start (invariant I3), producing an
+//!   [`approval::Approved`] proof.
+//! - [`guards`]: the effective output guards of a run (minimum rows per input, minimum group
+//!   size, output caps).
+//!
+//! ## What it refuses
+//! A contract with unknown fields, duplicate names, owners or recipients that are not
+//! members, allowed fields outside the schema, dataset locations that climb out of the data
+//! directory; a contract lacking any member's valid signature, or carrying a signature by a
+//! key that is not a member's; a workload missing an approval from the owner of any input.
+//!
+//! ## Trust boundary
+//! Pure: no I/O, no async, no clock. Time is a parameter (unix seconds). Callers read the
+//! files; this crate decides.
+
 #![forbid(unsafe_code)]
+
+pub mod approval;
+pub mod contract;
+mod error;
+pub mod guards;
+pub mod message;
+pub mod workload;
+
+pub use contract::{Contract, ContractDigest, SignedContract};
+pub use error::PolicyError;
+pub use message::{MessageType, SignedMessage};
+pub use workload::Workload;
+
+/// Lowercase hex of SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,133 @@
+//! `cleanroom run`: run an approved workload in the room.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::attestation::{self, EvidenceSource, HardwareSource, SimSource};
+use crate::commands::contract::default_sigs;
+use crate::commands::workload::default_approvals;
+use crate::engine::DEFAULT_MEMORY_LIMIT;
+use crate::run::{RunConfig, RunReport, run};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The contract (its signatures in CONTRACT.sigs unless --sigs).
+    #[arg(long, value_name = "FILE")]
+    pub contract: PathBuf,
+    /// The workload (its approvals in WORKLOAD.approvals unless --approvals).
+    #[arg(long, value_name = "FILE")]
+    pub workload: PathBuf,
+    /// The room directory: audit.jsonl, outputs/ and evidence/ are written here.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Directory of sealed datasets (contract locations are relative to it). Default: --dir.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub sigs: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub approvals: Option<PathBuf>,
+    /// Evidence platform: `auto` detects SEV-SNP or TDX; `sim` is the INSECURE software
+    /// platform, accepted only by contracts with allow_simulated = true.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sim"])]
+    pub platform: String,
+    /// sim only: the contract digest the simulated VM was "launched" with (what an operator
+    /// sets as HOST_DATA / MRCONFIGID). Default: the digest of --contract.
+    #[arg(long, value_name = "HEX")]
+    pub sim_launch_digest: Option<String>,
+    /// Memory the query engine may use, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_LIMIT)]
+    pub memory_limit: usize,
+}
+
+pub fn evidence_source(args: &RunArgs) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+    Ok(match args.platform.as_str() {
+        "sim" => {
+            let launch = match &args.sim_launch_digest {
+                Some(h) => {
+                    cleanroom_policy::ContractDigest::from_hex(h)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--sim-launch-digest: expected 64 hex characters")
+                        })?
+                        .0
+                }
+                None => {
+                    let text = crate::fsutil::read_text(&args.contract)?;
+                    cleanroom_policy::Contract::parse(&text, &args.contract.display().to_string())?
+                        .digest()
+                        .0
+                }
+            };
+            Arc::new(SimSource {
+                measurement: attestation::self_measurement()?,
+                launch_digest: launch,
+            })
+        }
+        _ => {
+            if args.sim_launch_digest.is_some() {
+                bail!("--sim-launch-digest applies only with --platform sim");
+            }
+            Arc::new(HardwareSource::detect().map_err(|e| {
+                anyhow::anyhow!("{e}\n(on a development machine without SEV-SNP or TDX, use --platform sim with a contract that sets allow_simulated = true: INSECURE)")
+            })?)
+        }
+    })
+}
+
+pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
+    Ok(RunConfig {
+        contract: args.contract.clone(),
+        contract_sigs: args
+            .sigs
+            .clone()
+            .unwrap_or_else(|| default_sigs(&args.contract)),
+        workload: args.workload.clone(),
+        approvals: args
+            .approvals
+            .clone()
+            .unwrap_or_else(|| default_approvals(&args.workload)),
+        room_dir: args.dir.clone(),
+        data_dir: args.data.clone().unwrap_or_else(|| args.dir.clone()),
+        evidence: evidence_source(args)?,
+        memory_limit: args.memory_limit,
+    })
+}
+
+pub fn print_report(r: &RunReport) {
+    if r.insecure {
+        println!(
+            "WARNING: SIMULATED attestation (INSECURE): this run proves nothing about hardware"
+        );
+    }
+    for (name, rows) in &r.input_rows {
+        println!("  input `{name}`: {rows} rows");
+    }
+    println!(
+        "  guard: {} groups below the minimum size dropped; {} rows released",
+        r.groups_dropped, r.rows
+    );
+    println!(
+        "  output sealed to {}: {}",
+        r.recipients.join(", "),
+        r.output.display()
+    );
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1000.0))
+        .collect();
+    println!("  time: {}", phases.join(", "));
+}
+
+pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = config(args)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(run(&cfg))?;
+    println!("run {} committed", report.run_id);
+    print_report(&report);
+    Ok(ExitCode::SUCCESS)
+}

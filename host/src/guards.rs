@@ -1,0 +1,127 @@
+//! Output guards applied by the host to a query's logical plan and result.
+//!
+//! Minimum group size: the topmost aggregate of the approved query gets one more aggregate,
+//! `count(1)` of the input rows in each group, carried up through the projections, sorts,
+//! limits, filters (HAVING) and subquery aliases above it. After execution, rows whose count
+//! is below k are dropped and the count column is removed. A query whose output is not an
+//! aggregate (no GROUP BY and no aggregate function at the top) is refused: row-level output
+//! never leaves through SQL.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch};
+use arrow::compute::filter_record_batch;
+use datafusion::common::Column;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::{
+    Aggregate, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias,
+};
+use datafusion::prelude::{Expr, lit};
+
+use crate::error::{HostError, Result};
+
+/// Name of the per-group row count the guard adds. Not a name any approved query may use.
+pub const GROUP_COUNT_COLUMN: &str = "__cleanroom_group_rows";
+
+fn refused(reason: impl Into<String>) -> HostError {
+    HostError::QueryRefused {
+        reason: reason.into(),
+    }
+}
+
+fn df(e: datafusion::error::DataFusionError) -> HostError {
+    refused(format!("guard rewrite failed: {}", e.find_root()))
+}
+
+/// Add the per-group row count column to `plan` (see module docs).
+pub fn add_group_count(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if plan
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.name() == GROUP_COUNT_COLUMN)
+    {
+        return Err(refused(format!("`{GROUP_COUNT_COLUMN}` is reserved")));
+    }
+    rewrite(plan)
+}
+
+fn count_col() -> Expr {
+    Expr::Column(Column::from_name(GROUP_COUNT_COLUMN))
+}
+
+fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
+    match plan {
+        LogicalPlan::Aggregate(a) => {
+            let mut aggr = a.aggr_expr.clone();
+            aggr.push(count(lit(1)).alias(GROUP_COUNT_COLUMN));
+            Ok(LogicalPlan::Aggregate(
+                Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(df)?,
+            ))
+        }
+        LogicalPlan::Projection(p) => {
+            let input = Arc::new(rewrite(Arc::unwrap_or_clone(p.input))?);
+            let mut expr = p.expr;
+            expr.push(count_col());
+            Ok(LogicalPlan::Projection(
+                Projection::try_new(expr, input).map_err(df)?,
+            ))
+        }
+        LogicalPlan::Sort(s) => Ok(LogicalPlan::Sort(Sort {
+            expr: s.expr,
+            input: Arc::new(rewrite(Arc::unwrap_or_clone(s.input))?),
+            fetch: s.fetch,
+        })),
+        LogicalPlan::Limit(l) => Ok(LogicalPlan::Limit(Limit {
+            skip: l.skip,
+            fetch: l.fetch,
+            input: Arc::new(rewrite(Arc::unwrap_or_clone(l.input))?),
+        })),
+        LogicalPlan::Filter(f) => Ok(LogicalPlan::Filter(
+            Filter::try_new(
+                f.predicate,
+                Arc::new(rewrite(Arc::unwrap_or_clone(f.input))?),
+            )
+            .map_err(df)?,
+        )),
+        LogicalPlan::SubqueryAlias(s) => Ok(LogicalPlan::SubqueryAlias(
+            SubqueryAlias::try_new(Arc::new(rewrite(Arc::unwrap_or_clone(s.input))?), s.alias)
+                .map_err(df)?,
+        )),
+        other => Err(refused(format!(
+            "output must be an aggregate (GROUP BY or aggregate functions), found `{}` where the aggregate should be",
+            other.display()
+        ))),
+    }
+}
+
+/// Drop rows whose group count is below `k` and remove the count column. Returns the kept
+/// batches and how many groups were dropped.
+pub fn drop_small_groups(batches: Vec<RecordBatch>, k: u64) -> Result<(Vec<RecordBatch>, u64)> {
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut dropped = 0u64;
+    for b in batches {
+        let idx = b
+            .schema()
+            .index_of(GROUP_COUNT_COLUMN)
+            .map_err(|_| refused("group count column missing after guard rewrite"))?;
+        let counts = b
+            .column(idx)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| refused("group count column has an unexpected type"))?;
+        let mask: BooleanArray = counts
+            .iter()
+            .map(|c| Some(c.is_some_and(|c| c >= 0 && c as u64 >= k)))
+            .collect();
+        dropped += (mask.len() - mask.true_count()) as u64;
+        let filtered = filter_record_batch(&b, &mask).map_err(|e| refused(e.to_string()))?;
+        let keep: Vec<usize> = (0..filtered.num_columns()).filter(|i| *i != idx).collect();
+        kept.push(
+            filtered
+                .project(&keep)
+                .map_err(|e| refused(e.to_string()))?,
+        );
+    }
+    Ok((kept, dropped))
+}

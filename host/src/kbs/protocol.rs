@@ -1,0 +1,71 @@
+//! KBS protocol messages (RCAR), as JSON.
+//!
+//! `POST /kbs/v0/auth` [`AuthRequest`] → [`Challenge`] and a `kbs-session-id` cookie;
+//! `POST /kbs/v0/attest` [`Attestation`] → [`AttestResult`];
+//! `GET /kbs/v0/resource/<repo>/<type>/<tag>` → a [`crate::kbs::jwe::Jwe`].
+//! Errors are [`ErrorBody`] with a stable `type` and a human `detail` naming the failed check.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: &str = "0.4.0";
+pub const SESSION_COOKIE: &str = "kbs-session-id";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuthRequest {
+    pub version: String,
+    pub tee: String,
+    #[serde(default)]
+    pub extra_params: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Challenge {
+    pub nonce: String,
+    #[serde(default)]
+    pub extra_params: serde_json::Value,
+}
+
+/// What the host binds into REPORT_DATA (SHA-384 of its RFC 8785 canonical JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RuntimeData {
+    /// The broker's challenge nonce: freshness.
+    pub nonce: String,
+    /// The ephemeral P-384 key the resource is encrypted to (JWK).
+    pub tee_pubkey: serde_json::Value,
+    /// Hex contract digest the host runs under.
+    pub contract_digest: String,
+    /// The workload, as canonical JSON text.
+    pub workload: String,
+    /// Owner approvals (base64 COSE_Sign1), carried so the evidence binds them.
+    pub approvals: Vec<String>,
+}
+
+impl RuntimeData {
+    pub fn canonical_json(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(self).expect("serialises")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Attestation {
+    pub runtime_data: RuntimeData,
+    pub tee_evidence: cleanroom_attest::EvidenceBundle,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttestResult {
+    pub platform: String,
+    pub insecure: bool,
+    pub measurement: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub detail: String,
+}

@@ -1,0 +1,588 @@
+//! The contract: who the members are, which datasets exist and who owns them, what the
+//! room may run on (attestation policy), who may receive outputs, and the guards.
+//!
+//! Parsing is strict: unknown fields are errors, and every cross-reference is checked, with
+//! the error naming the field and its line in `contract.toml`. The digest is SHA-256 over
+//! the RFC 8785 canonical JSON of the parsed contract, so comments, whitespace, key order
+//! and the spelling of defaults do not change it.
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::PolicyError;
+use crate::message::{self, MessageType, SignedMessage};
+
+/// Platforms a contract may allow, as spelled in `[attestation] platforms`.
+pub const KNOWN_PLATFORMS: &[&str] = &["snp", "tdx", "azure-snp", "azure-tdx", "sim"];
+
+/// The parsed contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    /// A name for the collaboration, e.g. `adtech-measurement-2026`.
+    pub id: String,
+    pub version: u32,
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub datasets: Vec<Dataset>,
+    pub attestation: Attestation,
+    #[serde(default)]
+    pub governance: Governance,
+    #[serde(default)]
+    pub outputs: Outputs,
+    #[serde(default)]
+    pub guards: ContractGuards,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub name: Spanned<String>,
+    /// ECDSA P-384 public key, SPKI PEM.
+    pub signing_key: Spanned<String>,
+    /// X25519 public key for sealed outputs, base64 (32 bytes).
+    pub encryption_key: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    Csv,
+    Json,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Int64,
+    Float64,
+    Bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaField {
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRef {
+    /// Base URL of the owner's key broker, e.g. `http://127.0.0.1:8080`.
+    pub broker: Spanned<String>,
+    /// KBS resource path `<repo>/<type>/<tag>`.
+    pub resource: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    pub name: Spanned<String>,
+    pub owner: Spanned<String>,
+    pub format: DataFormat,
+    pub schema: Vec<SchemaField>,
+    /// The only fields the room may ever read; all others are never registered.
+    pub allowed_fields: Vec<Spanned<String>>,
+    /// Path of the sealed file, relative to the run's data directory.
+    pub location: Spanned<String>,
+    pub key: KeyRef,
+    /// A run refuses to start when this dataset has fewer rows.
+    #[serde(default = "default_min_rows")]
+    pub min_rows: u64,
+}
+
+fn default_min_rows() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    pub platforms: Vec<Spanned<String>>,
+    /// Accept the INSECURE software platform `sim`. Never set this for real data.
+    #[serde(default)]
+    pub allow_simulated: bool,
+    #[serde(default)]
+    pub sim: Option<SimPolicy>,
+    #[serde(default)]
+    pub snp: Option<SnpPolicy>,
+    #[serde(default)]
+    pub tdx: Option<TdxPolicy>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimPolicy {
+    /// Allowed SHA-384 measurements of the host binary (hex), as `cleanroom measure sim` prints.
+    pub measurements: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpTcb {
+    pub bootloader: u8,
+    pub tee: u8,
+    pub snp: u8,
+    pub microcode: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpPolicy {
+    /// Allowed launch measurements (hex, 48 bytes), as `cleanroom measure snp` prints.
+    pub measurements: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub min_tcb: Option<SnpTcb>,
+    #[serde(default)]
+    pub allow_debug: bool,
+    #[serde(default)]
+    pub vmpl: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TdxPolicy {
+    /// Allowed MRTD values (hex, 48 bytes).
+    pub mrtd: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub rtmr0: Option<String>,
+    #[serde(default)]
+    pub rtmr1: Option<String>,
+    #[serde(default)]
+    pub rtmr2: Option<String>,
+    #[serde(default)]
+    pub rtmr3: Option<String>,
+    #[serde(default = "default_tdx_tcb")]
+    pub allowed_tcb_statuses: Vec<String>,
+    #[serde(default)]
+    pub allow_debug: bool,
+}
+
+fn default_tdx_tcb() -> Vec<String> {
+    vec!["UpToDate".to_string()]
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Governance {
+    /// Members who may propose workloads; empty means every member.
+    #[serde(default)]
+    pub proposers: Vec<Spanned<String>>,
+    /// Whether module logs may be kept (members consent to logs leaving the sandbox).
+    #[serde(default)]
+    pub logging_consent: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// Members that may receive result tables.
+    #[serde(default)]
+    pub recipients: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractGuards {
+    /// Output groups counting fewer input rows than this are dropped.
+    #[serde(default = "default_min_group_size")]
+    pub min_group_size: u64,
+    /// Most rows an output may carry.
+    #[serde(default = "default_max_output_rows")]
+    pub max_output_rows: u64,
+}
+
+fn default_min_group_size() -> u64 {
+    10
+}
+fn default_max_output_rows() -> u64 {
+    100_000
+}
+
+impl Default for ContractGuards {
+    fn default() -> Self {
+        Self {
+            min_group_size: default_min_group_size(),
+            max_output_rows: default_max_output_rows(),
+        }
+    }
+}
+
+/// A contract digest: SHA-256 of the canonical JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContractDigest(pub [u8; 32]);
+
+impl ContractDigest {
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let v = hex::decode(s).ok()?;
+        Some(Self(v.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Display for ContractDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].matches('\n').count() + 1
+}
+
+struct Checker<'a> {
+    src: &'a str,
+    name: &'a str,
+}
+
+impl Checker<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> usize {
+        line_of(self.src, s.span().start)
+    }
+    fn invalid<T>(&self, at: &Spanned<T>, field: &str, reason: impl Into<String>) -> PolicyError {
+        PolicyError::InvalidField {
+            source_name: self.name.to_string(),
+            line: self.line(at),
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+    fn not_member(&self, at: &Spanned<String>, field: &str) -> PolicyError {
+        PolicyError::NotAMember {
+            source_name: self.name.to_string(),
+            line: self.line(at),
+            field: field.to_string(),
+            name: at.get_ref().clone(),
+        }
+    }
+    fn unique<'s>(
+        &self,
+        kind: &'static str,
+        names: impl Iterator<Item = &'s Spanned<String>>,
+    ) -> Result<(), PolicyError> {
+        let mut seen = HashSet::new();
+        for n in names {
+            if !seen.insert(n.get_ref().as_str()) {
+                return Err(PolicyError::DuplicateName {
+                    source_name: self.name.to_string(),
+                    line: self.line(n),
+                    kind,
+                    name: n.get_ref().clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+    fn hex_len(&self, at: &Spanned<String>, field: &str, len: usize) -> Result<(), PolicyError> {
+        match hex::decode(at.get_ref()) {
+            Ok(b) if b.len() == len => Ok(()),
+            Ok(b) => Err(self.invalid(
+                at,
+                field,
+                format!("{} bytes of hex, expected {len}", b.len()),
+            )),
+            Err(_) => Err(self.invalid(at, field, "not hex")),
+        }
+    }
+}
+
+/// A relative path that stays inside its base directory.
+pub fn is_contained_relative_path(p: &str) -> bool {
+    let path = Path::new(p);
+    !p.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// A KBS resource path `<repo>/<type>/<tag>`: three non-empty segments of `[A-Za-z0-9._-]`,
+/// none of them `.` or `..`.
+pub fn is_valid_resource_path(p: &str) -> bool {
+    let segs: Vec<&str> = p.split('/').collect();
+    segs.len() == 3
+        && segs.iter().all(|s| {
+            !s.is_empty()
+                && *s != "."
+                && *s != ".."
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
+}
+
+impl Contract {
+    /// Parse and validate `contract.toml` text. `source_name` names the file in errors.
+    pub fn parse(src: &str, source_name: &str) -> Result<Self, PolicyError> {
+        let contract: Contract = toml::from_str(src).map_err(|e| PolicyError::Toml {
+            source_name: source_name.to_string(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        contract.validate(&Checker {
+            src,
+            name: source_name,
+        })?;
+        Ok(contract)
+    }
+
+    fn validate(&self, c: &Checker<'_>) -> Result<(), PolicyError> {
+        if self.id.trim().is_empty() {
+            return Err(PolicyError::InvalidValue {
+                source_name: c.name.to_string(),
+                field: "id".into(),
+                reason: "must not be empty".into(),
+            });
+        }
+        if self.members.is_empty() {
+            return Err(PolicyError::InvalidValue {
+                source_name: c.name.to_string(),
+                field: "members".into(),
+                reason: "a contract needs at least one member".into(),
+            });
+        }
+        c.unique("member", self.members.iter().map(|m| &m.name))?;
+        for m in &self.members {
+            if m.name.get_ref().trim().is_empty() {
+                return Err(c.invalid(&m.name, "members.name", "must not be empty"));
+            }
+            message::verifying_key_from_pem(m.signing_key.get_ref()).map_err(|e| {
+                c.invalid(
+                    &m.signing_key,
+                    &format!("signing_key of member `{}`", m.name.get_ref()),
+                    e.to_string(),
+                )
+            })?;
+            message::x25519_public_from_b64(m.encryption_key.get_ref()).map_err(|e| {
+                c.invalid(
+                    &m.encryption_key,
+                    &format!("encryption_key of member `{}`", m.name.get_ref()),
+                    e.to_string(),
+                )
+            })?;
+        }
+        let is_member = |n: &str| self.members.iter().any(|m| m.name.get_ref() == n);
+
+        c.unique("dataset", self.datasets.iter().map(|d| &d.name))?;
+        for d in &self.datasets {
+            if !is_member(d.owner.get_ref()) {
+                return Err(c.not_member(
+                    &d.owner,
+                    &format!("owner of dataset `{}`", d.name.get_ref()),
+                ));
+            }
+            c.unique("schema field", d.schema.iter().map(|f| &f.name))?;
+            if d.allowed_fields.is_empty() {
+                return Err(c.invalid(&d.name, "allowed_fields", "must list at least one field"));
+            }
+            for f in &d.allowed_fields {
+                if !d.schema.iter().any(|s| s.name.get_ref() == f.get_ref()) {
+                    return Err(PolicyError::AllowedFieldNotInSchema {
+                        source_name: c.name.to_string(),
+                        line: c.line(f),
+                        dataset: d.name.get_ref().clone(),
+                        field: f.get_ref().clone(),
+                    });
+                }
+            }
+            if !is_contained_relative_path(d.location.get_ref()) {
+                return Err(c.invalid(
+                    &d.location,
+                    "location",
+                    "must be a relative path inside the data directory (no `..`, no absolute path)",
+                ));
+            }
+            let url = d.key.broker.get_ref();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(c.invalid(
+                    &d.key.broker,
+                    "key.broker",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if !is_valid_resource_path(d.key.resource.get_ref()) {
+                return Err(c.invalid(
+                    &d.key.resource,
+                    "key.resource",
+                    "must be `<repo>/<type>/<tag>`, each of [A-Za-z0-9._-]",
+                ));
+            }
+        }
+        for r in &self.outputs.recipients {
+            if !is_member(r.get_ref()) {
+                return Err(c.not_member(r, "outputs.recipients entry"));
+            }
+        }
+        for p in &self.governance.proposers {
+            if !is_member(p.get_ref()) {
+                return Err(c.not_member(p, "governance.proposers entry"));
+            }
+        }
+        let a = &self.attestation;
+        if a.platforms.is_empty() {
+            return Err(PolicyError::InvalidValue {
+                source_name: c.name.to_string(),
+                field: "attestation.platforms".into(),
+                reason: "must allow at least one platform".into(),
+            });
+        }
+        for p in &a.platforms {
+            if !KNOWN_PLATFORMS.contains(&p.get_ref().as_str()) {
+                return Err(c.invalid(
+                    p,
+                    "attestation.platforms",
+                    format!(
+                        "unknown platform `{}` (known: {})",
+                        p.get_ref(),
+                        KNOWN_PLATFORMS.join(", ")
+                    ),
+                ));
+            }
+            if p.get_ref() == "sim" && !a.allow_simulated {
+                return Err(c.invalid(
+                    p,
+                    "attestation.platforms",
+                    "`sim` is listed but allow_simulated is not true",
+                ));
+            }
+        }
+        for m in a.sim.iter().flat_map(|s| &s.measurements) {
+            c.hex_len(m, "attestation.sim.measurements", 48)?;
+        }
+        for m in a.snp.iter().flat_map(|s| &s.measurements) {
+            c.hex_len(m, "attestation.snp.measurements", 48)?;
+        }
+        for m in a.tdx.iter().flat_map(|s| &s.mrtd) {
+            c.hex_len(m, "attestation.tdx.mrtd", 48)?;
+        }
+        if let Some(t) = &a.tdx {
+            for (i, r) in [&t.rtmr0, &t.rtmr1, &t.rtmr2, &t.rtmr3]
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(r) = r
+                    && hex::decode(r).map(|b| b.len()) != Ok(48)
+                {
+                    return Err(PolicyError::InvalidValue {
+                        source_name: c.name.to_string(),
+                        field: format!("attestation.tdx.rtmr{i}"),
+                        reason: "must be 48 bytes of hex".into(),
+                    });
+                }
+            }
+        }
+        if self.guards.min_group_size == 0 {
+            return Err(PolicyError::InvalidValue {
+                source_name: c.name.to_string(),
+                field: "guards.min_group_size".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// RFC 8785 canonical JSON of the parsed contract.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(self).expect("a parsed contract serialises to JSON")
+    }
+
+    /// SHA-256 of [`Contract::canonical_json`].
+    pub fn digest(&self) -> ContractDigest {
+        use sha2::Digest;
+        ContractDigest(sha2::Sha256::digest(self.canonical_json()).into())
+    }
+
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name.get_ref() == name)
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+        self.datasets.iter().find(|d| d.name.get_ref() == name)
+    }
+
+    /// The member whose signing key has fingerprint `kid`.
+    pub fn member_by_kid(&self, kid: &[u8]) -> Option<&Member> {
+        self.members.iter().find(|m| {
+            message::key_fingerprint_pem(m.signing_key.get_ref())
+                .map(|f| f[..] == kid[..])
+                .unwrap_or(false)
+        })
+    }
+
+    /// Verify `sig` as a signed message of type `expected` from a member of this contract,
+    /// bound to this contract's digest. Returns the signer.
+    pub fn verify_member_message<'c>(
+        &'c self,
+        sig: &SignedMessage,
+        expected: MessageType,
+    ) -> Result<&'c Member, PolicyError> {
+        let member = self
+            .member_by_kid(&sig.kid)
+            .ok_or_else(|| PolicyError::SignerNotAMember {
+                kid: hex::encode(&sig.kid),
+            })?;
+        let key = message::verifying_key_from_pem(member.signing_key.get_ref())?;
+        sig.verify(&key).map_err(|_| PolicyError::BadSignature {
+            member: member.name.get_ref().clone(),
+        })?;
+        if sig.message_type != expected {
+            return Err(PolicyError::WrongMessageType {
+                member: member.name.get_ref().clone(),
+                expected: expected.as_str(),
+                actual: sig.message_type.as_str().to_string(),
+            });
+        }
+        let digest = self.digest();
+        if sig.contract_digest != digest.0 {
+            return Err(PolicyError::WrongContract {
+                member: member.name.get_ref().clone(),
+                expected: digest.hex(),
+                actual: hex::encode(sig.contract_digest),
+            });
+        }
+        Ok(member)
+    }
+}
+
+/// A contract with every member's acceptance verified. The only way to get one is
+/// [`SignedContract::verify`].
+#[derive(Debug, Clone)]
+pub struct SignedContract {
+    contract: Contract,
+    digest: ContractDigest,
+}
+
+impl SignedContract {
+    /// Require one valid `contract-accept` from every member, and refuse signatures by
+    /// non-members or for another contract.
+    pub fn verify(contract: Contract, signatures: &[SignedMessage]) -> Result<Self, PolicyError> {
+        let mut accepted = HashSet::new();
+        for sig in signatures {
+            let m = contract.verify_member_message(sig, MessageType::ContractAccept)?;
+            accepted.insert(m.name.get_ref().clone());
+        }
+        for m in &contract.members {
+            if !accepted.contains(m.name.get_ref()) {
+                return Err(PolicyError::MissingContractSignature {
+                    member: m.name.get_ref().clone(),
+                });
+            }
+        }
+        let digest = contract.digest();
+        Ok(Self { contract, digest })
+    }
+
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    pub fn digest(&self) -> ContractDigest {
+        self.digest
+    }
+}

@@ -1,0 +1,98 @@
+/// Why a contract, message, workload or approval was refused.
+///
+/// Variants name the violation and carry the offending input (names and lines, never data
+/// values).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("{source_name}: {message}")]
+    Toml {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}:{line}: duplicate {kind} name `{name}`")]
+    DuplicateName {
+        source_name: String,
+        line: usize,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("{source_name}:{line}: {field} `{name}` is not a member of the contract")]
+    NotAMember {
+        source_name: String,
+        line: usize,
+        field: String,
+        name: String,
+    },
+    #[error(
+        "{source_name}:{line}: allowed field `{field}` of dataset `{dataset}` is not in its schema"
+    )]
+    AllowedFieldNotInSchema {
+        source_name: String,
+        line: usize,
+        dataset: String,
+        field: String,
+    },
+    #[error("{source_name}:{line}: invalid {field}: {reason}")]
+    InvalidField {
+        source_name: String,
+        line: usize,
+        field: String,
+        reason: String,
+    },
+    #[error("{source_name}: invalid {field}: {reason}")]
+    InvalidValue {
+        source_name: String,
+        field: String,
+        reason: String,
+    },
+    #[error("signed message is malformed: {reason}")]
+    MalformedMessage { reason: String },
+    #[error("signed message's key id {kid} is not the key of any member of the contract")]
+    SignerNotAMember { kid: String },
+    #[error("signature of member `{member}` does not verify")]
+    BadSignature { member: String },
+    #[error("message from `{member}` is a {actual}, expected a {expected}")]
+    WrongMessageType {
+        member: String,
+        expected: &'static str,
+        actual: String,
+    },
+    #[error("message from `{member}` is for contract {actual}, not this contract {expected}")]
+    WrongContract {
+        member: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("contract is missing a valid signature from member `{member}`")]
+    MissingContractSignature { member: String },
+    #[error("key is not a valid {expected}: {reason}")]
+    BadKey {
+        expected: &'static str,
+        reason: String,
+    },
+    #[error("workload input `{input}` is not a dataset of the contract")]
+    UnknownInput { input: String },
+    #[error(
+        "workload output recipient `{recipient}` is not an agreed output recipient of the contract"
+    )]
+    RecipientNotAllowed { recipient: String },
+    #[error("workload `{workload}` lacks an approval from `{owner}`, owner of input `{dataset}`")]
+    MissingApproval {
+        workload: String,
+        owner: String,
+        dataset: String,
+    },
+    #[error("approval from `{member}` is for workload {actual}, not {expected}")]
+    ApprovalForOtherWorkload {
+        member: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("workload guard {field} = {value} is weaker than the contract's {contract_value}")]
+    GuardWeakerThanContract {
+        field: &'static str,
+        value: u64,
+        contract_value: u64,
+    },
+}

@@ -1,0 +1,186 @@
+//! A workload: what runs (SQL text and/or a module digest), on which inputs, with which
+//! parameters, and where its output may go. Its digest (SHA-256 of the RFC 8785 canonical
+//! JSON) is what owners approve: change one character of the SQL and the approvals no longer
+//! apply.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::PolicyError;
+use crate::contract::Contract;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    Query,
+    Training,
+    Inference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadOutput {
+    /// Members the output is sealed to; each must be in the contract's `outputs.recipients`.
+    pub recipients: Vec<String>,
+    #[serde(default = "default_format")]
+    pub format: OutputFormat,
+}
+
+fn default_format() -> OutputFormat {
+    OutputFormat::Csv
+}
+
+/// Guards a workload asks for. They may be stricter than the contract's, never weaker.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadGuards {
+    #[serde(default)]
+    pub min_group_size: Option<u64>,
+    #[serde(default)]
+    pub max_output_rows: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub kind: WorkloadKind,
+    /// Datasets the workload reads.
+    pub inputs: Vec<String>,
+    /// The approved SQL, run against views holding only the inputs' allowed fields.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// SHA-256 (hex) of the Wasm component, for module workloads.
+    #[serde(default)]
+    pub module_digest: Option<String>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    pub output: WorkloadOutput,
+    #[serde(default)]
+    pub guards: WorkloadGuards,
+}
+
+/// SHA-256 of a workload's canonical JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkloadDigest(pub [u8; 32]);
+
+impl WorkloadDigest {
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl Workload {
+    /// Parse `workload.toml` text. `source_name` names the file in errors.
+    pub fn parse(src: &str, source_name: &str) -> Result<Self, PolicyError> {
+        let w: Workload = toml::from_str(src).map_err(|e| PolicyError::Toml {
+            source_name: source_name.to_string(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        let invalid = |field: &str, reason: &str| PolicyError::InvalidValue {
+            source_name: source_name.to_string(),
+            field: field.to_string(),
+            reason: reason.to_string(),
+        };
+        if w.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if w.inputs.is_empty() {
+            return Err(invalid("inputs", "a workload reads at least one dataset"));
+        }
+        if w.sql.is_none() && w.module_digest.is_none() {
+            return Err(invalid(
+                "sql",
+                "a workload needs `sql`, `module_digest`, or both",
+            ));
+        }
+        if let Some(d) = &w.module_digest
+            && (d.len() != 64 || hex::decode(d).is_err())
+        {
+            return Err(invalid(
+                "module_digest",
+                "must be 64 hex characters (SHA-256)",
+            ));
+        }
+        if w.output.recipients.is_empty() {
+            return Err(invalid("output.recipients", "name at least one recipient"));
+        }
+        Ok(w)
+    }
+
+    pub fn canonical_json(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(self).expect("a parsed workload serialises to JSON")
+    }
+
+    pub fn digest(&self) -> WorkloadDigest {
+        use sha2::Digest;
+        WorkloadDigest(sha2::Sha256::digest(self.canonical_json()).into())
+    }
+
+    /// Check the workload's references against the contract: inputs exist, recipients are
+    /// agreed output recipients, guards are not weaker than the contract's.
+    pub fn check_against(&self, contract: &Contract) -> Result<(), PolicyError> {
+        for i in &self.inputs {
+            if contract.dataset(i).is_none() {
+                return Err(PolicyError::UnknownInput { input: i.clone() });
+            }
+        }
+        for r in &self.output.recipients {
+            if !contract.outputs.recipients.iter().any(|x| x.get_ref() == r) {
+                return Err(PolicyError::RecipientNotAllowed {
+                    recipient: r.clone(),
+                });
+            }
+        }
+        if let Some(k) = self.guards.min_group_size
+            && k < contract.guards.min_group_size
+        {
+            return Err(PolicyError::GuardWeakerThanContract {
+                field: "min_group_size",
+                value: k,
+                contract_value: contract.guards.min_group_size,
+            });
+        }
+        if let Some(n) = self.guards.max_output_rows
+            && n > contract.guards.max_output_rows
+        {
+            return Err(PolicyError::GuardWeakerThanContract {
+                field: "max_output_rows",
+                value: n,
+                contract_value: contract.guards.max_output_rows,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What an approval signs: the workload's name and digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPayload {
+    pub workload: String,
+    pub workload_digest: String,
+}
+
+impl ApprovalPayload {
+    pub fn for_workload(w: &Workload) -> Self {
+        Self {
+            workload: w.name.clone(),
+            workload_digest: w.digest().hex(),
+        }
+    }
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(self).expect("serialises")
+    }
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        serde_json::from_slice(b).ok()
+    }
+}

@@ -1,0 +1,257 @@
+//! A two-member room on loopback: keys, two brokers, a signed contract, sealed datasets, an
+//! approved workload. Built with the same library calls the CLI uses.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cleanroom_host::attestation::{self, SimSource};
+use cleanroom_host::audit::Entry;
+use cleanroom_host::commands::{
+    contract as contract_cmd, dataset, kbs as kbs_cmd, member, workload as workload_cmd,
+};
+use cleanroom_host::demo;
+use cleanroom_host::error::HostError;
+use cleanroom_host::kbs::server::{self, RunningBroker};
+use cleanroom_host::kbs::store::{MasterKey, Store};
+use cleanroom_host::run::{RunConfig, RunReport};
+use cleanroom_host::seal::stream::DEFAULT_SEGMENT_SIZE;
+use tempfile::TempDir;
+
+pub const MEMBERS: [&str; 2] = ["publisher", "advertiser"];
+
+/// What to build.
+pub struct Spec {
+    pub impressions_csv: String,
+    pub conversions_csv: String,
+    pub sql: String,
+    /// Applied to the contract text before signing.
+    pub edit_contract: Box<dyn Fn(String) -> String>,
+    /// Segment size for the sealed CSV (small values make multi-segment files).
+    pub segment_size: u32,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        let (i, c) = demo::generate(5_000, 7);
+        Self {
+            impressions_csv: i,
+            conversions_csv: c,
+            sql: demo::DEMO_SQL.to_string(),
+            edit_contract: Box::new(|s| s),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+}
+
+pub struct Room {
+    pub tmp: TempDir,
+    pub room: PathBuf,
+    pub contract: PathBuf,
+    pub sigs: PathBuf,
+    pub workload: PathBuf,
+    pub approvals: PathBuf,
+    pub brokers: Vec<RunningBroker>,
+    pub digest: [u8; 32],
+}
+
+pub fn member_dir(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}
+
+impl Room {
+    pub async fn new(spec: Spec) -> Room {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let room = root.join("room");
+        let mut entries = Vec::new();
+        let mut brokers = Vec::new();
+        for name in MEMBERS {
+            let d = member_dir(&root, name);
+            entries.push(member::keygen(name, &d.join("keys")).unwrap());
+            let mk = MasterKey::generate();
+            cleanroom_host::fsutil::write_file_atomic(
+                &d.join("kbs.master-key"),
+                mk.to_file_text().as_bytes(),
+                true,
+            )
+            .unwrap();
+            let store = Store::init(&d.join("kbs.db"), mk).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            brokers.push(server::spawn(store, listener).unwrap());
+        }
+        let measurement = hex::encode(attestation::self_measurement().unwrap());
+        let text = demo::contract_text(
+            &entries,
+            &measurement,
+            &format!("http://{}", brokers[0].addr),
+            &format!("http://{}", brokers[1].addr),
+        );
+        let text = (spec.edit_contract)(text);
+        let contract = room.join("contract.toml");
+        cleanroom_host::fsutil::write_file_atomic(&contract, text.as_bytes(), false).unwrap();
+        let sigs = contract_cmd::default_sigs(&contract);
+        for name in MEMBERS {
+            contract_cmd::sign(
+                &contract,
+                &member_dir(&root, name).join(format!("keys/{name}.sign.key")),
+                &sigs,
+            )
+            .unwrap();
+        }
+        let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
+        for (name, ds, plain) in [
+            ("publisher", "impressions", &spec.impressions_csv),
+            ("advertiser", "conversions", &spec.conversions_csv),
+        ] {
+            let d = member_dir(&root, name);
+            let plain_path = d.join(format!("{ds}.csv"));
+            cleanroom_host::fsutil::write_file_atomic(&plain_path, plain.as_bytes(), true).unwrap();
+            let location = parsed.dataset(ds).unwrap().location.get_ref().clone();
+            let key_path = d.join(format!("{ds}.key"));
+            let (k, _) = dataset::seal(
+                &parsed,
+                &contract,
+                ds,
+                &plain_path,
+                &room.join(location),
+                None,
+                spec.segment_size,
+            )
+            .unwrap();
+            cleanroom_host::seal::keyfile::write(&key_path, &k, ds).unwrap();
+            std::fs::remove_file(&plain_path).unwrap();
+            let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
+            kbs_cmd::put(&store, &contract, &sigs, ds, &key_path).unwrap();
+        }
+        let workload = room.join("workload.toml");
+        let wtext = demo::workload_text(&spec.sql);
+        cleanroom_host::fsutil::write_file_atomic(&workload, wtext.as_bytes(), false).unwrap();
+        let approvals = workload_cmd::default_approvals(&workload);
+        Room {
+            digest: parsed.digest().0,
+            tmp,
+            room,
+            contract,
+            sigs,
+            workload,
+            approvals,
+            brokers,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn key_of(&self, member: &str) -> PathBuf {
+        member_dir(self.root(), member).join(format!("keys/{member}.sign.key"))
+    }
+
+    pub fn approve(&self, member: &str) {
+        workload_cmd::approve(
+            &self.contract,
+            &self.sigs,
+            &self.workload,
+            &self.key_of(member),
+            &self.approvals,
+        )
+        .unwrap();
+    }
+
+    pub fn approve_all(&self) {
+        for m in MEMBERS {
+            self.approve(m);
+        }
+    }
+
+    pub fn config(&self) -> RunConfig {
+        self.config_with(SimSource {
+            measurement: attestation::self_measurement().unwrap(),
+            launch_digest: self.digest,
+        })
+    }
+
+    pub fn config_with(&self, source: SimSource) -> RunConfig {
+        RunConfig {
+            contract: self.contract.clone(),
+            contract_sigs: self.sigs.clone(),
+            workload: self.workload.clone(),
+            approvals: self.approvals.clone(),
+            room_dir: self.room.clone(),
+            data_dir: self.room.clone(),
+            evidence: Arc::new(source),
+            memory_limit: 1 << 30,
+        }
+    }
+
+    pub async fn run(&self) -> Result<RunReport, HostError> {
+        cleanroom_host::run::run(&self.config()).await
+    }
+
+    pub fn outputs(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.room.join("outputs")) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn audit(&self) -> Vec<Entry> {
+        let text = std::fs::read(self.room.join("audit.jsonl")).unwrap();
+        cleanroom_host::audit::verify_bytes(&text, "audit.jsonl").expect("audit log verifies");
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// (event, resource, decision, reason) at a member's broker.
+    pub fn broker_events(&self, member: &str) -> Vec<(String, String, String, String)> {
+        let d = member_dir(self.root(), member);
+        kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key"))
+            .unwrap()
+            .events()
+            .unwrap()
+    }
+
+    pub fn keys_released(&self, member: &str) -> usize {
+        self.broker_events(member)
+            .iter()
+            .filter(|e| e.0 == "release" && e.2 == "granted")
+            .count()
+    }
+
+    /// Open the single output as the advertiser.
+    pub fn open_output(&self) -> String {
+        let outs = self.outputs();
+        assert_eq!(outs.len(), 1, "exactly one output");
+        let file = std::fs::read(&outs[0]).unwrap();
+        let sk = cleanroom_host::keys::encryption_key(
+            &member_dir(self.root(), "advertiser").join("keys/advertiser.enc.key"),
+        )
+        .unwrap();
+        let (_, content) = cleanroom_host::seal::envelope::open(&file, "advertiser", &sk).unwrap();
+        String::from_utf8(content.to_vec()).unwrap()
+    }
+
+    /// Assert a refused run: no output, a `refused` audit entry for `event`, and return its reason.
+    pub fn assert_refused(&self, event: &str) -> String {
+        assert!(self.outputs().is_empty(), "a refused run wrote an output");
+        let entries = self.audit();
+        let e = entries
+            .iter()
+            .find(|e| e.decision == "refused")
+            .unwrap_or_else(|| panic!("no refused audit entry in {entries:#?}"));
+        assert_eq!(e.event, event, "refused at the wrong step: {e:#?}");
+        assert_eq!(entries.last().unwrap().event, "checkpoint");
+        e.reason.clone()
+    }
+
+    pub async fn stop(self) {
+        for b in self.brokers {
+            b.stop().await;
+        }
+    }
+}
