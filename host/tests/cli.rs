@@ -210,3 +210,295 @@ fn demo_prints_guarded_table_and_verified_audit_log() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("audit log verified"));
 }
+
+/// A broker process, killed when dropped.
+struct Broker {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_broker(db: &Path, mk: &Path) -> Broker {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cleanroom"))
+        .args([
+            "kbs",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+            "--master-key",
+            mk.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"));
+    Broker {
+        url: format!("http://{addr}"),
+        child,
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = cleanroom(args);
+    assert!(
+        o.status.success(),
+        "cleanroom {}: {}",
+        args.join(" "),
+        stderr(&o)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every role through the binary: keys, brokers as separate processes, contract signing,
+/// sealing, key registration, approval, the run, opening the result, verifying the log.
+#[test]
+fn whole_flow_through_the_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+    for m in ["alice", "bob"] {
+        ok(&["member", "keygen", "--name", m, "--out", &p("keys")]);
+        ok(&[
+            "kbs",
+            "init",
+            "--db",
+            &p(&format!("{m}.db")),
+            "--master-key-out",
+            &p(&format!("{m}.mk")),
+        ]);
+    }
+    let brokers: Vec<Broker> = ["alice", "bob"]
+        .iter()
+        .map(|m| {
+            start_broker(
+                &d.path().join(format!("{m}.db")),
+                &d.path().join(format!("{m}.mk")),
+            )
+        })
+        .collect();
+    let measurement = ok(&["measure", "sim"]);
+    let measurement = measurement.split_whitespace().nth(2).unwrap();
+    let members: String = ["alice", "bob"]
+        .iter()
+        .map(|m| std::fs::read_to_string(d.path().join(format!("keys/{m}.member.toml"))).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let contract = format!(
+        r#"id = "cli-flow"
+version = 1
+{members}
+[[datasets]]
+name = "sales"
+owner = "alice"
+format = "csv"
+schema = [ {{ name = "region", type = "string" }}, {{ name = "amount", type = "int64" }}, {{ name = "customer", type = "string" }} ]
+allowed_fields = ["region", "amount"]
+location = "sales.sealed"
+key = {{ broker = "{a}", resource = "alice/dataset/sales" }}
+
+[[datasets]]
+name = "targets"
+owner = "bob"
+format = "json"
+schema = [ {{ name = "region", type = "string" }}, {{ name = "target", type = "int64" }} ]
+allowed_fields = ["region", "target"]
+location = "targets.sealed"
+key = {{ broker = "{b}", resource = "bob/dataset/targets" }}
+
+[attestation]
+platforms = ["sim"]
+allow_simulated = true
+sim = {{ measurements = ["{measurement}"] }}
+
+[outputs]
+recipients = ["bob"]
+
+[guards]
+min_group_size = 3
+"#,
+        a = brokers[0].url,
+        b = brokers[1].url
+    );
+    std::fs::create_dir_all(d.path().join("room")).unwrap();
+    std::fs::write(p("room/contract.toml"), contract).unwrap();
+    for m in ["alice", "bob"] {
+        ok(&[
+            "contract",
+            "sign",
+            "--contract",
+            &p("room/contract.toml"),
+            "--key",
+            &p(&format!("keys/{m}.sign.key")),
+        ]);
+    }
+    ok(&["contract", "verify", "--contract", &p("room/contract.toml")]);
+
+    let mut sales = String::from("region,amount,customer\n");
+    for (region, n) in [("north", 4), ("south", 3), ("west", 2)] {
+        for i in 0..n {
+            sales.push_str(&format!("{region},{},cust-{region}-{i}\n", 10 * (i + 1)));
+        }
+    }
+    std::fs::write(p("sales.csv"), sales).unwrap();
+    std::fs::write(p("targets.json"), "{\"region\":\"north\",\"target\":50}\n{\"region\":\"south\",\"target\":70}\n{\"region\":\"west\",\"target\":5}\n").unwrap();
+    for (m, ds, input) in [
+        ("alice", "sales", "sales.csv"),
+        ("bob", "targets", "targets.json"),
+    ] {
+        ok(&[
+            "dataset",
+            "seal",
+            "--contract",
+            &p("room/contract.toml"),
+            "--dataset",
+            ds,
+            "--in",
+            &p(input),
+            "--out",
+            &p(&format!("room/{ds}.sealed")),
+            "--key-out",
+            &p(&format!("{ds}.key")),
+        ]);
+        ok(&[
+            "dataset",
+            "open",
+            "--contract",
+            &p("room/contract.toml"),
+            "--dataset",
+            ds,
+            "--in",
+            &p(&format!("room/{ds}.sealed")),
+            "--key",
+            &p(&format!("{ds}.key")),
+        ]);
+        ok(&[
+            "kbs",
+            "put",
+            "--db",
+            &p(&format!("{m}.db")),
+            "--master-key",
+            &p(&format!("{m}.mk")),
+            "--contract",
+            &p("room/contract.toml"),
+            "--dataset",
+            ds,
+            "--key",
+            &p(&format!("{ds}.key")),
+        ]);
+    }
+    std::fs::write(
+        p("room/workload.toml"),
+        r#"name = "sales-vs-target"
+kind = "query"
+inputs = ["sales", "targets"]
+sql = "SELECT s.region, SUM(s.amount) AS sold, MAX(t.target) AS target FROM sales s JOIN targets t ON s.region = t.region GROUP BY s.region ORDER BY s.region"
+[output]
+recipients = ["bob"]
+"#,
+    )
+    .unwrap();
+    // Without approvals the run is refused (exit 1) and no output appears.
+    let o = cleanroom(&[
+        "run",
+        "--contract",
+        &p("room/contract.toml"),
+        "--workload",
+        &p("room/workload.toml"),
+        "--dir",
+        &p("room"),
+        "--platform",
+        "sim",
+    ]);
+    assert_clean_failure(&o, 1, "lacks an approval");
+    assert!(!d.path().join("room/outputs").exists());
+    for m in ["alice", "bob"] {
+        ok(&[
+            "workload",
+            "approve",
+            "--contract",
+            &p("room/contract.toml"),
+            "--workload",
+            &p("room/workload.toml"),
+            "--key",
+            &p(&format!("keys/{m}.sign.key")),
+        ]);
+    }
+    let out = ok(&[
+        "run",
+        "--contract",
+        &p("room/contract.toml"),
+        "--workload",
+        &p("room/workload.toml"),
+        "--dir",
+        &p("room"),
+        "--platform",
+        "sim",
+    ]);
+    assert!(out.contains("INSECURE"), "{out}");
+    let output = std::fs::read_dir(d.path().join("room/outputs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let opened = cleanroom(&[
+        "output",
+        "open",
+        "--in",
+        output.to_str().unwrap(),
+        "--name",
+        "bob",
+        "--key",
+        &p("keys/bob.enc.key"),
+    ]);
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    // west has 2 sales rows (< 3): dropped. The customer column never left the owner.
+    assert_eq!(
+        String::from_utf8_lossy(&opened.stdout),
+        "region,sold,target\nnorth,100,50\nsouth,60,70\n"
+    );
+    assert!(stderr(&opened).contains("SIMULATED"));
+    // Alice is not a recipient.
+    let o = cleanroom(&[
+        "output",
+        "open",
+        "--in",
+        output.to_str().unwrap(),
+        "--name",
+        "alice",
+        "--key",
+        &p("keys/alice.enc.key"),
+    ]);
+    assert_clean_failure(&o, 2, "not among this output's recipients");
+    let v = ok(&["audit", "verify", "--log", &p("room/audit.jsonl")]);
+    assert!(v.starts_with("audit log verified: "), "{v}");
+    let events = ok(&[
+        "kbs",
+        "events",
+        "--db",
+        &p("alice.db"),
+        "--master-key",
+        &p("alice.mk"),
+    ]);
+    assert!(
+        events.contains("release  granted  alice/dataset/sales"),
+        "{events}"
+    );
+    drop(brokers);
+}

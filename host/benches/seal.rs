@@ -1,0 +1,101 @@
+//! Sealed-stream throughput against `openssl speed -evp aes-256-gcm`, on one core, in the
+//! same run. Run: `cargo bench -p cleanroom-host --bench seal` (see docs/PERFORMANCE.md).
+//!
+//! Prints MB/s (10^6 bytes per second) for sealing and opening 256 MiB in memory with 1 MiB
+//! segments, openssl's 1 MiB-block AES-256-GCM figure, and the ratio of each to openssl.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cleanroom_host::seal::stream::{self, DEFAULT_SEGMENT_SIZE, DataKey};
+
+const TOTAL: usize = 256 << 20;
+const ROUNDS: usize = 5;
+
+fn best_of(mut f: impl FnMut()) -> Duration {
+    (0..ROUNDS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .expect("ROUNDS > 0")
+}
+
+fn mbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+/// openssl's AES-256-GCM throughput for 1 MiB blocks, in MB/s, if openssl is installed.
+fn openssl_mbps() -> Option<f64> {
+    let out = Command::new("openssl")
+        .args([
+            "speed",
+            "-evp",
+            "aes-256-gcm",
+            "-bytes",
+            "1048576",
+            "-seconds",
+            "3",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Last line: "AES-256-GCM  <k-bytes/s>k"
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().starts_with("aes-256-gcm"))?;
+    let k: f64 = line
+        .split_whitespace()
+        .last()?
+        .trim_end_matches('k')
+        .parse()
+        .ok()?;
+    Some(k * 1000.0 / 1e6)
+}
+
+fn main() {
+    let key = DataKey::generate();
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+    let mut sealed = Vec::with_capacity(TOTAL + TOTAL / 1000 + 1024);
+    let seal_t = best_of(|| {
+        sealed.clear();
+        stream::seal(
+            &key,
+            "bench",
+            DEFAULT_SEGMENT_SIZE,
+            &mut &data[..],
+            &mut sealed,
+        )
+        .expect("seal");
+    });
+    let open_t = best_of(|| {
+        let mut n = 0usize;
+        stream::open_into(&key, Some("bench"), &mut &sealed[..], |c| {
+            n += c.len();
+            Ok(())
+        })
+        .expect("open");
+        assert_eq!(n, TOTAL);
+    });
+    let seal_mbps = mbps(TOTAL, seal_t);
+    let open_mbps = mbps(TOTAL, open_t);
+    println!("sealed-stream, 256 MiB, 1 MiB segments, 1 core, best of {ROUNDS}");
+    println!("  seal  {seal_mbps:8.0} MB/s");
+    println!("  open  {open_mbps:8.0} MB/s");
+    match openssl_mbps() {
+        Some(o) => {
+            println!("  openssl speed -evp aes-256-gcm (1 MiB blocks, 1 core): {o:8.0} MB/s");
+            println!(
+                "  ratio seal/openssl {:.2}x, open/openssl {:.2}x",
+                seal_mbps / o,
+                open_mbps / o
+            );
+        }
+        None => {
+            println!("  openssl not found: install it (apt-get install openssl) for the baseline")
+        }
+    }
+}
