@@ -22,6 +22,41 @@ fn flip_byte(path: &std::path::Path, at: usize) {
 const CONV: &str = "data/conversions.csv.sealed";
 const IMP: &str = "data/impressions.parquet.sealed";
 
+/// Ask a member's broker for its dataset key directly, with evidence from `source`.
+async fn request_key(
+    room: &Room,
+    broker: usize,
+    resource: &str,
+    source: &SimSource,
+) -> Result<(), HostError> {
+    let w = cleanroom_host::run::load_workload(&room.workload).unwrap();
+    let approvals: Vec<String> = cleanroom_host::run::read_messages(&room.approvals)
+        .unwrap()
+        .iter()
+        .map(|m| m.to_base64())
+        .collect();
+    let digest = hex::encode(room.digest);
+    let workload_json = String::from_utf8(w.canonical_json()).unwrap();
+    let url = format!("http://{}", room.brokers[broker].addr);
+    let req = cleanroom_host::kbs::client::KeyRequest {
+        broker: &url,
+        resource,
+        contract_digest: &digest,
+        workload_json: &workload_json,
+        approvals: &approvals,
+    };
+    cleanroom_host::kbs::client::fetch_key(&reqwest::Client::new(), &req, source)
+        .await
+        .map(|_| ())
+}
+
+fn sim(launch_digest: [u8; 32]) -> SimSource {
+    SimSource {
+        measurement: attestation::self_measurement().unwrap(),
+        launch_digest,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_combine_sealed_data_under_guards() {
     let room = Room::new(Spec::default()).await;
@@ -89,10 +124,7 @@ async fn run_without_every_owner_approval_is_refused_before_any_key_request() {
 async fn host_launched_with_another_contract_refuses_itself() {
     let room = Room::new(Spec::default()).await;
     room.approve_all();
-    let cfg = room.config_with(SimSource {
-        measurement: attestation::self_measurement().unwrap(),
-        launch_digest: [0x42; 32],
-    });
+    let cfg = room.config_with(sim([0x42; 32]));
     let err = cleanroom_host::run::run(&cfg).await.unwrap_err();
     assert!(
         matches!(
@@ -115,27 +147,7 @@ async fn host_launched_with_another_contract_refuses_itself() {
 async fn broker_refuses_evidence_bound_to_another_contract() {
     let room = Room::new(Spec::default()).await;
     room.approve_all();
-    let w = cleanroom_host::run::load_workload(&room.workload).unwrap();
-    let approvals: Vec<String> = cleanroom_host::run::read_messages(&room.approvals)
-        .unwrap()
-        .iter()
-        .map(|m| m.to_base64())
-        .collect();
-    let digest = hex::encode(room.digest);
-    let workload_json = String::from_utf8(w.canonical_json()).unwrap();
-    let broker = format!("http://{}", room.brokers[1].addr);
-    let req = cleanroom_host::kbs::client::KeyRequest {
-        broker: &broker,
-        resource: "advertiser/dataset/conversions",
-        contract_digest: &digest,
-        workload_json: &workload_json,
-        approvals: &approvals,
-    };
-    let other = SimSource {
-        measurement: attestation::self_measurement().unwrap(),
-        launch_digest: [0x42; 32],
-    };
-    let err = cleanroom_host::kbs::client::fetch_key(&reqwest::Client::new(), &req, &other)
+    let err = request_key(&room, 1, "advertiser/dataset/conversions", &sim([0x42; 32]))
         .await
         .unwrap_err();
     match &err {
@@ -152,13 +164,14 @@ async fn broker_refuses_evidence_bound_to_another_contract() {
         "{ev:?}"
     );
     // The same request with the right binding succeeds: the refusal was for the binding.
-    let good = SimSource {
-        measurement: attestation::self_measurement().unwrap(),
-        launch_digest: room.digest,
-    };
-    cleanroom_host::kbs::client::fetch_key(&reqwest::Client::new(), &req, &good)
-        .await
-        .expect("released");
+    request_key(
+        &room,
+        1,
+        "advertiser/dataset/conversions",
+        &sim(room.digest),
+    )
+    .await
+    .expect("released");
     assert_eq!(room.keys_released("advertiser"), 1);
     room.stop().await;
 }
@@ -186,27 +199,7 @@ async fn sim_evidence_is_refused_when_contract_disallows_simulation() {
     );
     room.assert_refused("attestation");
 
-    let w = cleanroom_host::run::load_workload(&room.workload).unwrap();
-    let approvals: Vec<String> = cleanroom_host::run::read_messages(&room.approvals)
-        .unwrap()
-        .iter()
-        .map(|m| m.to_base64())
-        .collect();
-    let digest = hex::encode(room.digest);
-    let workload_json = String::from_utf8(w.canonical_json()).unwrap();
-    let broker = format!("http://{}", room.brokers[0].addr);
-    let req = cleanroom_host::kbs::client::KeyRequest {
-        broker: &broker,
-        resource: "publisher/dataset/impressions",
-        contract_digest: &digest,
-        workload_json: &workload_json,
-        approvals: &approvals,
-    };
-    let sim = SimSource {
-        measurement: attestation::self_measurement().unwrap(),
-        launch_digest: room.digest,
-    };
-    let err = cleanroom_host::kbs::client::fetch_key(&reqwest::Client::new(), &req, &sim)
+    let err = request_key(&room, 0, "publisher/dataset/impressions", &sim(room.digest))
         .await
         .unwrap_err();
     assert!(

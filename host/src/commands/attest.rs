@@ -144,7 +144,8 @@ fn read_binary(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(decode_maybe_hex(bytes))
 }
 
-fn decode_maybe_hex(bytes: Vec<u8>) -> Vec<u8> {
+/// Decode `bytes` as hex text when they are hex text, else keep them (raw binary).
+pub(crate) fn decode_maybe_hex(bytes: Vec<u8>) -> Vec<u8> {
     let compact: Vec<u8> = bytes
         .iter()
         .copied()

@@ -7,6 +7,7 @@
 //! - `cleanroom measure sim [--binary F]`: the `sim` measurement, SHA-384 of the binary
 //!   (default: this executable).
 
+use crate::commands::attest::decode_maybe_hex;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -126,22 +127,6 @@ fn parse_u64(s: &str) -> Option<u64> {
         Some(h) => u64::from_str_radix(h, 16).ok(),
         None => s.parse().ok(),
     }
-}
-
-fn decode_maybe_hex(bytes: Vec<u8>) -> Vec<u8> {
-    let compact: Vec<u8> = bytes
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if !compact.is_empty()
-        && compact.len().is_multiple_of(2)
-        && compact.iter().all(u8::is_ascii_hexdigit)
-        && let Ok(decoded) = hex::decode(&compact)
-    {
-        return decoded;
-    }
-    bytes
 }
 
 #[cfg(test)]
