@@ -2,7 +2,9 @@
 //! same run. Run: `cargo bench -p cleanroom-host --bench seal` (see docs/PERFORMANCE.md).
 //!
 //! Prints MB/s (10^6 bytes per second) for sealing and opening 256 MiB in memory with 1 MiB
-//! segments, openssl's 1 MiB-block AES-256-GCM figure, and the ratio of each to openssl.
+//! segments, openssl's 1 MiB-block AES-256-GCM figure, and the ratio of each to openssl;
+//! then runs the two-party demo (100k impressions, 20k conversions, brokers on 127.0.0.1)
+//! three times and prints the median time of each run phase.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -56,6 +58,36 @@ fn openssl_mbps() -> Option<f64> {
     Some(k * 1000.0 / 1e6)
 }
 
+fn demo_phases() {
+    const RUNS: usize = 3;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut phases: Vec<(&'static str, Vec<Duration>)> = Vec::new();
+    for _ in 0..RUNS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let report = rt
+            .block_on(cleanroom_host::demo::scenario(
+                &dir.path().join("demo"),
+                100_000,
+                &mut std::io::sink(),
+            ))
+            .expect("demo runs");
+        for (name, d) in report.phases {
+            match phases.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(d),
+                None => phases.push((name, vec![d])),
+            }
+        }
+    }
+    println!("demo run phases, 100k impressions + 20k conversions, median of {RUNS}");
+    for (name, mut v) in phases {
+        v.sort();
+        println!(
+            "  {name:12} {:8.1} ms",
+            v[v.len() / 2].as_secs_f64() * 1000.0
+        );
+    }
+}
+
 fn main() {
     let key = DataKey::generate();
     let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
@@ -98,4 +130,5 @@ fn main() {
             println!("  openssl not found: install it (apt-get install openssl) for the baseline")
         }
     }
+    demo_phases();
 }

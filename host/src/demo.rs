@@ -7,6 +7,7 @@
 //! result to the advertiser, who opens it; anyone verifies the audit log.
 
 use std::fmt::Write as _;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -191,11 +192,11 @@ min_group_size = 50
     )
 }
 
-fn step(n: u32, text: &str) {
-    println!("\n[{n}] {text}");
+fn step(out: &mut dyn Write, n: u32, text: &str) -> std::io::Result<()> {
+    writeln!(out, "\n[{n}] {text}")
 }
 
-fn print_table(csv: &str) {
+fn print_table(out: &mut dyn Write, csv: &str) -> std::io::Result<()> {
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
@@ -218,18 +219,20 @@ fn print_table(csv: &str) {
                 }
             })
             .collect();
-        println!("    {}", line.join("  "));
+        writeln!(out, "    {}", line.join("  "))?;
         if n == 0 {
-            println!(
+            writeln!(
+                out,
                 "    {}",
                 widths
                     .iter()
                     .map(|w| "-".repeat(*w))
                     .collect::<Vec<_>>()
                     .join("  ")
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
@@ -254,25 +257,34 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(scenario(dir, impressions, &mut std::io::stdout().lock()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole demo, narrated to `out`; returns the run's report (phase timings included).
+pub async fn scenario(
+    dir: &Path,
+    impressions: usize,
+    out: &mut dyn Write,
+) -> anyhow::Result<crate::run::RunReport> {
     if impressions < 5_000 {
         bail!("--impressions {impressions}: use at least 5000 so the contract's min_rows holds");
     }
     prepare_dir(dir)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(run_async(dir, impressions))
-}
-
-async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
-    println!(
+    writeln!(
+        out,
         "Cleanroom demo: a publisher and an advertiser measure campaign reach and conversions"
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "without showing each other their data. Everything is written under {}.",
         dir.display()
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "NOTE: this machine has no SEV-SNP/TDX, so the room uses SIMULATED attestation (INSECURE)."
-    );
+    )?;
 
     let (pubd, advd, room) = (
         dir.join("publisher"),
@@ -280,19 +292,21 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         dir.join("room"),
     );
     step(
+        out,
         1,
         "Each member makes an ECDSA P-384 signing key and an X25519 key for sealed results",
-    );
+    )?;
     let mut entries = Vec::new();
     for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
         entries.push(member::keygen(name, &d.join("keys"))?);
-        println!("    {name}: keys in {}", d.join("keys").display());
+        writeln!(out, "    {name}: keys in {}", d.join("keys").display())?;
     }
 
     step(
+        out,
         2,
         "Each data owner starts its own key broker on 127.0.0.1 (SQLite, keys sealed under a master key)",
-    );
+    )?;
     let mut brokers = Vec::new();
     for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
         let mk = MasterKey::generate();
@@ -304,7 +318,7 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         let store = Store::init(&d.join("kbs.db"), mk)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let b = server::spawn(store, listener)?;
-        println!("    {name}'s broker: http://{}", b.addr);
+        writeln!(out, "    {name}'s broker: http://{}", b.addr)?;
         brokers.push(b);
     }
     let urls: Vec<String> = brokers
@@ -313,9 +327,10 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         .collect();
 
     step(
+        out,
         3,
         "The members write the contract and both sign it (COSE_Sign1, ES384)",
-    );
+    )?;
     let measurement = hex::encode(attestation::self_measurement()?);
     let contract = room.join("contract.toml");
     fsutil::write_file_atomic(
@@ -328,22 +343,25 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         contract_cmd::sign(&contract, &d.join(format!("keys/{name}.sign.key")), &sigs)?;
     }
     let (signed, _) = crate::run::load_signed_contract(&contract, &sigs)?;
-    println!(
+    writeln!(
+        out,
         "    contract digest {} signed by publisher and advertiser",
         signed.digest()
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "    (sim measurement of this binary: {}...)",
         &measurement[..24]
-    );
+    )?;
 
     step(
+        out,
         4,
         &format!(
             "The owners generate and seal their data ({impressions} impressions, {} conversions)",
             impressions / 5
         ),
-    );
+    )?;
     let (imp, conv) = generate(impressions, 2026);
     let parsed = signed.contract().clone();
     for (name, d, ds, plain, file) in [
@@ -377,7 +395,8 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         // connection is what `cleanroom kbs put` does too (SQLite WAL).
         let store = store?;
         let resource = kbs_cmd::put(&store, &contract, &sigs, ds, &key_path)?;
-        println!(
+        writeln!(
+            out,
             "    {name}: {rows} rows of `{ds}` sealed as {} ({}); key registered at its broker as {resource}",
             room.join(&location).display(),
             if parsed.dataset(ds).expect("demo").format
@@ -387,13 +406,14 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
             } else {
                 "sealed stream"
             }
-        );
+        )?;
     }
 
     step(
+        out,
         5,
         "The advertiser proposes the query; both owners approve its exact digest",
-    );
+    )?;
     let workload = room.join("workload.toml");
     let wtext = workload_text(DEMO_SQL);
     fsutil::write_file_atomic(&workload, wtext.as_bytes(), false)?;
@@ -407,15 +427,17 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
             &approvals,
         )?;
     }
-    println!(
+    writeln!(
+        out,
         "    workload digest {} approved by publisher and advertiser",
         crate::run::load_workload(&workload)?.digest().hex()
-    );
+    )?;
 
     step(
+        out,
         6,
         "The room attests itself, gets both keys from the brokers, runs the query, applies the guards, seals the result",
-    );
+    )?;
     let cfg = RunConfig {
         contract: contract.clone(),
         contract_sigs: sigs.clone(),
@@ -430,16 +452,18 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
     };
     let report = run_workload(&cfg).await?;
-    crate::commands::run::print_report(&report);
+    crate::commands::run::print_report(out, &report)?;
 
     step(
+        out,
         7,
         "The advertiser opens the sealed result with its private key",
-    );
+    )?;
     let file = fsutil::read_file(&report.output)?;
     let sk = keys::encryption_key(&advd.join("keys/advertiser.enc.key"))?;
     let (h, content) = crate::seal::envelope::open(&file, "advertiser", &sk)?;
-    println!(
+    writeln!(
+        out,
         "    {} rows (campaigns reaching fewer than 50 users were dropped by the guard){}:",
         h.rows,
         if h.insecure {
@@ -447,26 +471,32 @@ async fn run_async(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
         } else {
             ""
         }
-    );
-    print_table(&String::from_utf8_lossy(&content));
+    )?;
+    print_table(out, &String::from_utf8_lossy(&content))?;
 
-    step(8, "Anyone verifies the audit log");
+    step(out, 8, "Anyone verifies the audit log")?;
     let log = room.join(audit::LOG_FILE);
     let s = audit::verify_bytes(&fsutil::read_file(&log)?, &log.display().to_string())?;
-    println!(
+    writeln!(
+        out,
         "    audit log verified: {} entries, {} signed checkpoint(s), head {}",
         s.entries,
         s.checkpoints,
         &s.head[..16]
-    );
+    )?;
     for b in brokers {
         b.stop().await;
     }
-    println!("\nDone. Try: cleanroom audit show --log {}", log.display());
-    println!(
+    writeln!(
+        out,
+        "\nDone. Try: cleanroom audit show --log {}",
+        log.display()
+    )?;
+    writeln!(
+        out,
         "          cleanroom output open --in {} --name advertiser --key {}",
         report.output.display(),
         advd.join("keys/advertiser.enc.key").display()
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(report)
 }

@@ -97,30 +97,33 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     })
 }
 
-pub fn print_report(r: &RunReport) {
+pub fn print_report(out: &mut dyn std::io::Write, r: &RunReport) -> std::io::Result<()> {
     if r.insecure {
-        println!(
+        writeln!(
+            out,
             "WARNING: SIMULATED attestation (INSECURE): this run proves nothing about hardware"
-        );
+        )?;
     }
     for (name, rows) in &r.input_rows {
-        println!("  input `{name}`: {rows} rows");
+        writeln!(out, "  input `{name}`: {rows} rows")?;
     }
-    println!(
+    writeln!(
+        out,
         "  guard: {} groups below the minimum size dropped; {} rows released",
         r.groups_dropped, r.rows
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  output sealed to {}: {}",
         r.recipients.join(", "),
         r.output.display()
-    );
+    )?;
     let phases: Vec<String> = r
         .phases
         .iter()
         .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1000.0))
         .collect();
-    println!("  time: {}", phases.join(", "));
+    writeln!(out, "  time: {}", phases.join(", "))
 }
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -128,6 +131,6 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     let report = rt.block_on(run(&cfg))?;
     println!("run {} committed", report.run_id);
-    print_report(&report);
+    print_report(&mut std::io::stdout().lock(), &report)?;
     Ok(ExitCode::SUCCESS)
 }
