@@ -1,1 +1,5 @@
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+//! Cleanroom host. Modules: `sandbox` (Wasm components, see wit/), `commands` (CLI).
+
+pub mod commands;
+pub mod sandbox;
