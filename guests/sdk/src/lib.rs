@@ -178,3 +178,12 @@ pub fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, Error> {
 pub fn arc<A: Array + 'static>(a: A) -> ArrayRef {
     Arc::new(a)
 }
+
+/// Modules have no environment (invariant I4). Rust's standard library asks the C
+/// library for variables such as `RUST_BACKTRACE` when it panics; this definition answers
+/// "not set" and keeps the C library's environment code, and with it the forbidden
+/// `wasi:cli/environment` import, out of the module.
+#[unsafe(no_mangle)]
+pub extern "C" fn getenv(_name: *const core::ffi::c_char) -> *mut core::ffi::c_char {
+    core::ptr::null_mut()
+}

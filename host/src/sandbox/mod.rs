@@ -22,6 +22,7 @@ mod log;
 mod output;
 mod precompiled;
 mod state;
+mod wasi;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,18 +41,25 @@ pub use error::SandboxError;
 pub use limits::*;
 pub use precompiled::CacheOutcome;
 use state::RunState;
+pub use wasi::RUNTIME_IMPORTS;
 
 /// The WIT package version every import must carry.
 pub const WIT_PACKAGE: &str = "cleanroom:workload@0.1.0";
 
-/// The imports a module of any world may have: exactly the interfaces of the world.
-/// Anything else (wasi:filesystem, wasi:sockets, wasi:http, wasi:cli/environment, ...) is
-/// refused at inspect/publish and at load.
+/// The imports a module of any world may have: the interfaces of the world, plus the WASI
+/// stdio/seed imports of Rust's standard library ([`RUNTIME_IMPORTS`], linked with nothing
+/// behind them). Anything else (wasi:filesystem, wasi:sockets, wasi:http,
+/// wasi:cli/environment, ...) is refused at inspect/publish and at load.
 pub const WORLD_IMPORTS: [&str; 3] = [
     "cleanroom:workload/input@0.1.0",
     "cleanroom:workload/output@0.1.0",
     "cleanroom:workload/log@0.1.0",
 ];
+
+/// Whether a module may import `import` (see [`WORLD_IMPORTS`]).
+pub fn is_allowed_import(import: &str) -> bool {
+    WORLD_IMPORTS.contains(&import) || wasi::is_runtime_import(import)
+}
 
 /// The world of a module: which export the host calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -137,6 +145,11 @@ fn inspect_with(engine: &Engine, bytes: &[u8]) -> Result<ModuleInfo, SandboxErro
     let digest = digest_hex(bytes);
     let component = Component::new(engine, bytes)
         .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+    Ok(describe(engine, &component, digest))
+}
+
+/// The [`ModuleInfo`] of a compiled component.
+fn describe(engine: &Engine, component: &Component, digest: String) -> ModuleInfo {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<(String, bool)> = ty
@@ -148,16 +161,16 @@ fn inspect_with(engine: &Engine, bytes: &[u8]) -> Result<ModuleInfo, SandboxErro
         .find(|w| exports.iter().any(|(n, is_fn)| *is_fn && n == w.export()));
     let forbidden_imports = imports
         .iter()
-        .filter(|i| !WORLD_IMPORTS.contains(&i.as_str()))
+        .filter(|i| !is_allowed_import(i))
         .cloned()
         .collect();
-    Ok(ModuleInfo {
+    ModuleInfo {
         digest,
         world,
         imports,
         exports: exports.into_iter().map(|(n, _)| n).collect(),
         forbidden_imports,
-    })
+    }
 }
 
 /// Sandbox-wide settings (per-run settings are [`Limits`]).
@@ -234,7 +247,7 @@ pub struct RunOutputs {
 
 /// The host's SQL engine, answering a module's `input.query(sql)` over the same views.
 /// The error string goes to the module (never to a non-owner directly).
-pub trait HostQuery {
+pub trait HostQuery: Send + Sync {
     /// Run `sql` and return its result batches (at least one, possibly empty, batch).
     fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, String>;
 }
@@ -345,6 +358,7 @@ impl Sandbox {
             &mut linker,
             |s| s,
         ))?;
+        link(wasi::add_to_linker(&mut linker))?;
 
         let cache_key = match cfg.cache_key {
             Some(k) => k,
@@ -408,7 +422,7 @@ impl Sandbox {
             &actual,
             bytes,
         )?;
-        let info = self.describe(&component, actual.clone());
+        let info = describe(&self.engine, &component, actual.clone());
         if !info.forbidden_imports.is_empty() {
             return Err(SandboxError::ForbiddenImports {
                 imports: info.forbidden_imports,
@@ -427,30 +441,6 @@ impl Sandbox {
         })
     }
 
-    fn describe(&self, component: &Component, digest: String) -> ModuleInfo {
-        let ty = component.component_type();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
-        let exports: Vec<(String, bool)> = ty
-            .exports(&self.engine)
-            .map(|(n, i)| (n.to_string(), matches!(i, ComponentItem::ComponentFunc(_))))
-            .collect();
-        let world = World::ALL
-            .into_iter()
-            .find(|w| exports.iter().any(|(n, f)| *f && n == w.export()));
-        let forbidden_imports = imports
-            .iter()
-            .filter(|i| !WORLD_IMPORTS.contains(&i.as_str()))
-            .cloned()
-            .collect();
-        ModuleInfo {
-            digest,
-            world,
-            imports,
-            exports: exports.into_iter().map(|(n, _)| n).collect(),
-            forbidden_imports,
-        }
-    }
-
     /// Run `m` once on `inputs` within `limits`. A fresh store and instance per run: no
     /// state survives between runs, and a failed run leaves the sandbox usable.
     pub fn run(
@@ -458,7 +448,7 @@ impl Sandbox {
         m: &LoadedModule,
         inputs: RunInputs,
         limits: Limits,
-        query: Option<Arc<dyn HostQuery>>,
+        query: Option<Arc<dyn HostQuery + Send + Sync>>,
     ) -> Result<RunOutputs, SandboxError> {
         if limits.memory_bytes == 0 || limits.output_bytes == 0 || limits.deadline.is_zero() {
             return Err(SandboxError::InvalidLimits("zero limit".into()));
@@ -487,6 +477,7 @@ impl Sandbox {
         let result = self.call(&mut store, m, &inputs.params);
         let state = store.data_mut();
         state.ended = true;
+        state.flush_stdio();
         let state = std::mem::replace(
             store.data_mut(),
             RunState::new(Limits::default(), BTreeMap::new(), BTreeMap::new(), None),

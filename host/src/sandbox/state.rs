@@ -7,6 +7,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::random::WasiRandomCtx;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use super::limits::{Limits, MAX_TABLE_ELEMENTS};
 use super::{HostQuery, SandboxError, View};
@@ -25,7 +29,13 @@ pub(crate) struct RunState {
     pub(crate) limits: Limits,
     pub(crate) views: BTreeMap<String, View>,
     pub(crate) artifacts_in: BTreeMap<String, Vec<u8>>,
-    pub(crate) query: Option<Arc<dyn HostQuery>>,
+    pub(crate) query: Option<Arc<dyn HostQuery + Send + Sync>>,
+    /// WASI context of std's runtime imports: no env, args or preopens; empty stdin.
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) random: WasiRandomCtx,
+    /// stdout and stderr, bounded by the log cap.
+    pub(crate) stdio: MemoryOutputPipe,
     pub(crate) out_tables: BTreeMap<String, OutTable>,
     pub(crate) out_artifacts: BTreeMap<String, Vec<u8>>,
     pub(crate) metrics: BTreeMap<String, f64>,
@@ -58,13 +68,22 @@ impl RunState {
         limits: Limits,
         views: BTreeMap<String, View>,
         artifacts_in: BTreeMap<String, Vec<u8>>,
-        query: Option<Arc<dyn HostQuery>>,
+        query: Option<Arc<dyn HostQuery + Send + Sync>>,
     ) -> Self {
+        let stdio = MemoryOutputPipe::new(limits.log_bytes);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdio.clone())
+            .stderr(stdio.clone())
+            .build();
         Self {
             limits,
             views,
             artifacts_in,
             query,
+            wasi,
+            table: ResourceTable::new(),
+            random: WasiRandomCtx::default(),
+            stdio,
             out_tables: BTreeMap::new(),
             out_artifacts: BTreeMap::new(),
             metrics: BTreeMap::new(),
@@ -74,6 +93,25 @@ impl RunState {
             ended: false,
             violation: None,
             memory_exceeded: false,
+        }
+    }
+
+    /// Append what the module wrote to stdout/stderr to the log, within the log cap.
+    pub(crate) fn flush_stdio(&mut self) {
+        let bytes = self.stdio.contents();
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        for line in text.lines() {
+            let line_len = line.len() + "[stdio] \n".len();
+            if self.log_truncated || self.log.len() + line_len > self.limits.log_bytes {
+                self.log_truncated = true;
+                return;
+            }
+            self.log.push_str("[stdio] ");
+            self.log.push_str(line);
+            self.log.push('\n');
         }
     }
 
