@@ -14,14 +14,20 @@ fn main() {
     for (dir, prefix) in [("guests", ""), ("tests/hostile", "hostile_")] {
         let dir = root.join(dir);
         println!("cargo:rerun-if-changed={}", dir.display());
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let path = e.path();
             let name = e.file_name().to_string_lossy().replace('-', "_");
             if path.join("Cargo.toml").is_file() && name != "sdk" {
                 names.push(format!("{prefix}{name}"));
             } else if path.extension().is_some_and(|x| x == "wat") {
-                let stem = path.file_stem().unwrap_or_default().to_string_lossy().replace('-', "_");
+                let stem = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .replace('-', "_");
                 names.push(format!("{prefix}{stem}"));
             }
         }

@@ -109,15 +109,21 @@ pub fn run(args: &ModuleArgs) -> anyhow::Result<ExitCode> {
                 }
                 println!("imports:");
                 for i in &info.imports {
-                    let mark = if info.forbidden_imports.contains(i) { "  FORBIDDEN" } else { "" };
+                    let mark = if info.forbidden_imports.contains(i) {
+                        "  FORBIDDEN"
+                    } else {
+                        ""
+                    };
                     println!("  {i}{mark}");
                 }
             }
-            Ok(if info.forbidden_imports.is_empty() && info.world.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(
+                if info.forbidden_imports.is_empty() && info.world.is_some() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
         }
         ModuleCommand::Publish {
             file,
@@ -147,7 +153,12 @@ pub fn run(args: &ModuleArgs) -> anyhow::Result<ExitCode> {
             };
             std::fs::write(out, unsigned_proposal_bytes(&proposal)?)
                 .with_context(|| format!("write {}", out.display()))?;
-            println!("{} {} -> {}", proposal.kind, proposal.module_digest, out.display());
+            println!(
+                "{} {} -> {}",
+                proposal.kind,
+                proposal.module_digest,
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -16,7 +16,9 @@ pub enum SandboxError {
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
     /// The component's exports match none of the worlds `query`, `training`, `inference`.
-    #[error("the component does not export one of the worlds query, training or inference (exports: {exports:?})")]
+    #[error(
+        "the component does not export one of the worlds query, training or inference (exports: {exports:?})"
+    )]
     UnknownWorld {
         /// The component's export names.
         exports: Vec<String>,

@@ -1,9 +1,9 @@
 //! Host side of `cleanroom:workload/input`: the run's views, artifacts and SQL callback.
 
+use super::SandboxError;
 use super::bindings::input::Host;
 use super::ipc;
 use super::state::RunState;
-use super::SandboxError;
 
 impl Host for RunState {
     fn views(&mut self) -> wasmtime::Result<Vec<String>> {
@@ -44,7 +44,9 @@ impl Host for RunState {
             Err(e) => return Ok(Err(e)),
         };
         let Some(first) = batches.first() else {
-            return Ok(Err("the query returned no batches (not even an empty one)".into()));
+            return Ok(Err(
+                "the query returned no batches (not even an empty one)".into()
+            ));
         };
         let schema = first.schema();
         match ipc::encode(&schema, &batches) {

@@ -24,10 +24,10 @@ mod precompiled;
 mod state;
 mod wasi;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
@@ -154,7 +154,12 @@ fn describe(engine: &Engine, component: &Component, digest: String) -> ModuleInf
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<(String, bool)> = ty
         .exports(engine)
-        .map(|(n, item)| (n.to_string(), matches!(item, ComponentItem::ComponentFunc(_))))
+        .map(|(n, item)| {
+            (
+                n.to_string(),
+                matches!(item.ty, ComponentItem::ComponentFunc(_)),
+            )
+        })
         .collect();
     let world = World::ALL
         .into_iter()
@@ -294,11 +299,15 @@ pub struct Sandbox {
     cache_key: [u8; 32],
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
+    /// Modules loaded by this sandbox, by digest (compiled code is kept in memory).
+    loaded: Mutex<HashMap<String, LoadedModule>>,
 }
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -346,14 +355,8 @@ impl Sandbox {
 
         let mut linker: Linker<RunState> = Linker::new(&engine);
         let link = |r: wasmtime::Result<()>| r.map_err(|e| SandboxError::Engine(e.to_string()));
-        link(bindings::input::add_to_linker::<RunState, HasSelf<RunState>>(
-            &mut linker,
-            |s| s,
-        ))?;
-        link(bindings::output::add_to_linker::<RunState, HasSelf<RunState>>(
-            &mut linker,
-            |s| s,
-        ))?;
+        link(bindings::input::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s))?;
+        link(bindings::output::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s))?;
         link(bindings::log::add_to_linker::<RunState, HasSelf<RunState>>(
             &mut linker,
             |s| s,
@@ -390,6 +393,7 @@ impl Sandbox {
             cache_key,
             stop,
             ticker: Some(ticker),
+            loaded: Mutex::new(HashMap::new()),
         })
     }
 
@@ -415,6 +419,13 @@ impl Sandbox {
                 actual,
             });
         }
+        // The digest of these bytes was just checked: a module compiled from bytes with
+        // the same digest earlier can be reused.
+        if let Some(m) = self.lock_loaded().get(&actual) {
+            let mut m = m.clone();
+            m.cache = CacheOutcome::Memory;
+            return Ok(m);
+        }
         let (component, cache) = precompiled::load_or_compile(
             &self.engine,
             self.cfg.cache_dir.as_deref(),
@@ -433,12 +444,19 @@ impl Sandbox {
                 exports: info.exports,
             });
         };
-        Ok(LoadedModule {
+        let m = LoadedModule {
             component,
             digest: actual,
             world,
             cache,
-        })
+        };
+        self.lock_loaded().insert(m.digest.clone(), m.clone());
+        Ok(m)
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, LoadedModule>> {
+        // A panic while holding the lock cannot leave the map inconsistent (inserts only).
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Run `m` once on `inputs` within `limits`. A fresh store and instance per run: no
@@ -547,7 +565,9 @@ fn classify(e: wasmtime::Error, state: &RunState, deadline: std::time::Duration)
             millis: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         },
         Some(Trap::CannotLeaveComponent) => SandboxError::CallAfterRunEnded,
-        Some(t) => SandboxError::ModuleTrapped { trap: t.to_string() },
+        Some(t) => SandboxError::ModuleTrapped {
+            trap: t.to_string(),
+        },
         // Not a trap: instantiation or type errors (host-chosen text, no data).
         None => SandboxError::Instantiation(format!("{e:#}")),
     }

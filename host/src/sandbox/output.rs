@@ -4,11 +4,11 @@
 
 use std::collections::btree_map::Entry;
 
+use super::SandboxError;
 use super::bindings::output::Host;
 use super::ipc;
 use super::limits::{MAX_METRICS, MAX_OUTPUT_ARTIFACTS, MAX_OUTPUT_TABLES};
 use super::state::{OutTable, RunState, valid_name};
-use super::SandboxError;
 
 impl Host for RunState {
     fn write_batches(&mut self, table: String, batches: Vec<u8>) -> wasmtime::Result<()> {

@@ -31,6 +31,8 @@ const MAC_LEN: usize = 32;
 pub enum CacheOutcome {
     /// No cache directory configured: compiled in memory.
     NoCache,
+    /// Already loaded by this sandbox: the compiled module in memory was reused.
+    Memory,
     /// Found a valid entry.
     Hit,
     /// No entry: compiled and stored.
@@ -86,7 +88,9 @@ pub(crate) fn load_or_compile(
     }
     let c =
         Component::new(engine, bytes).map_err(|e| SandboxError::InvalidComponent(e.to_string()))?;
-    let code = c.serialize().map_err(|e| SandboxError::Cache(e.to_string()))?;
+    let code = c
+        .serialize()
+        .map_err(|e| SandboxError::Cache(e.to_string()))?;
     let tag = mac(key, digest, &code).finalize().into_bytes();
     let mut entry = Vec::with_capacity(MAC_LEN + code.len());
     entry.extend_from_slice(&tag);

@@ -56,7 +56,10 @@ impl std::fmt::Debug for RunState {
         // Never prints data: only shapes.
         f.debug_struct("RunState")
             .field("views", &self.views.keys().collect::<Vec<_>>())
-            .field("artifacts_in", &self.artifacts_in.keys().collect::<Vec<_>>())
+            .field(
+                "artifacts_in",
+                &self.artifacts_in.keys().collect::<Vec<_>>(),
+            )
             .field("output_bytes", &self.output_bytes)
             .field("ended", &self.ended)
             .finish_non_exhaustive()

@@ -12,7 +12,7 @@
 //! clocks, exit or secure random. [`RUNTIME_IMPORTS`] is the list the import check allows.
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
-use wasmtime_wasi::cli::WasiCli;
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::p2::bindings::{cli, random, sync};
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtxView, WasiView};
@@ -42,9 +42,9 @@ pub(crate) fn is_runtime_import(import: &str) -> bool {
         return false;
     };
     RUNTIME_IMPORTS.contains(&name)
-        && version.strip_prefix("0.2.").is_some_and(|patch| {
-            !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit())
-        })
+        && version
+            .strip_prefix("0.2.")
+            .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl WasiView for RunState {
