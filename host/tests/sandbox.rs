@@ -786,6 +786,76 @@ mod hostile_output_after_run_ended {
     }
 }
 
+mod rows_per_campaign {
+    use super::*;
+
+    /// The code block of docs/modules.md that starts with `first_line`.
+    fn doc_block(first_line: &str) -> String {
+        let doc = std::fs::read_to_string(root().join("docs/modules.md")).expect("docs/modules.md");
+        let start = doc
+            .find(first_line)
+            .unwrap_or_else(|| panic!("{first_line} not in the guide"));
+        let body = &doc[start + first_line.len() + 1..];
+        body[..body.find("```").expect("closing fence")].to_string()
+    }
+
+    #[test]
+    fn the_guide_example_is_this_guest_verbatim_and_runs() {
+        let dir = root().join("guests/rows-per-campaign");
+        let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect("read");
+        assert_eq!(
+            doc_block("// guests/rows-per-campaign/src/lib.rs"),
+            read("src/lib.rs")
+        );
+        assert_eq!(
+            doc_block("# guests/rows-per-campaign/Cargo.toml"),
+            read("Cargo.toml")
+        );
+        let m = load("rows_per_campaign");
+        let out = run(
+            &m,
+            RunInputs {
+                views: ads_views(),
+                ..Default::default()
+            },
+            Limits::default(),
+        )
+        .expect("run");
+        let b = &out.tables["rows_per_campaign"].batches[0];
+        let c = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        let got: Vec<(&str, i64)> = (0..b.num_rows())
+            .map(|i| (c.value(i), n.value(i)))
+            .collect();
+        assert_eq!(got, vec![("autumn", 2), ("spring", 4)]);
+    }
+}
+
+#[test]
+fn module_error_message_is_cut() {
+    // The funnel echoes an unknown parameter name in its error: 10 000 bytes of it.
+    let m = load("query_funnel");
+    let inputs = RunInputs {
+        views: ads_views(),
+        params: format!(r#"{{"{}": 1}}"#, "x".repeat(10_000)),
+        ..Default::default()
+    };
+    let err = run(&m, inputs, Limits::default()).expect_err("bad params");
+    match err {
+        SandboxError::ModuleFailed { message } => {
+            assert_eq!(
+                message.len(),
+                cleanroom_host::sandbox::MAX_ERROR_MESSAGE_BYTES
+            );
+            assert!(
+                message.starts_with("bad params: unknown field"),
+                "{message}"
+            );
+        }
+        other => panic!("expected ModuleFailed, got {other:?}"),
+    }
+}
+
 #[test]
 fn view_schema_mismatch_is_refused_before_running() {
     let m = load("query_funnel");

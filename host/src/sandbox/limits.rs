@@ -31,6 +31,9 @@ pub const MAX_NAME_BYTES: usize = 128;
 /// Longest single log message kept (longer messages are cut). Threat: one huge message
 /// forcing a large host copy into the log.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4 << 10;
+/// Longest error message a module may return (longer ones are cut). Threat: the error
+/// text, which is module-chosen, as a channel around the output guards.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 256;
 /// Most wasm tables' elements a module may grow to. Threat: table growth as a memory bomb.
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// Epoch tick of the deadline timer. A run is stopped at most one tick after its deadline.

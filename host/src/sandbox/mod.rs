@@ -468,6 +468,37 @@ impl Sandbox {
         limits: Limits,
         query: Option<Arc<dyn HostQuery + Send + Sync>>,
     ) -> Result<RunOutputs, SandboxError> {
+        self.run_logged(m, inputs, limits, query).0
+    }
+
+    /// As [`Sandbox::run`], and also return the run's bounded log whether the run
+    /// succeeded or not (for example a panic message), with its truncation flag. Keep it
+    /// only under the contract's logging consent.
+    pub fn run_logged(
+        &self,
+        m: &LoadedModule,
+        inputs: RunInputs,
+        limits: Limits,
+        query: Option<Arc<dyn HostQuery + Send + Sync>>,
+    ) -> (Result<RunOutputs, SandboxError>, RunLog) {
+        let (result, state) = match self.run_inner(m, inputs, limits, query) {
+            Ok((r, state)) => (r, state),
+            Err(e) => return (Err(e), RunLog::default()),
+        };
+        let log = RunLog {
+            text: state.log.clone(),
+            truncated: state.log_truncated,
+        };
+        (result.map(|()| outputs(state)), log)
+    }
+
+    fn run_inner(
+        &self,
+        m: &LoadedModule,
+        inputs: RunInputs,
+        limits: Limits,
+        query: Option<Arc<dyn HostQuery + Send + Sync>>,
+    ) -> Result<(Result<(), SandboxError>, RunState), SandboxError> {
         if limits.memory_bytes == 0 || limits.output_bytes == 0 || limits.deadline.is_zero() {
             return Err(SandboxError::InvalidLimits("zero limit".into()));
         }
@@ -496,44 +527,19 @@ impl Sandbox {
         let state = store.data_mut();
         state.ended = true;
         state.flush_stdio();
-        let state = std::mem::replace(
-            store.data_mut(),
-            RunState::new(Limits::default(), BTreeMap::new(), BTreeMap::new(), None),
-        );
-        drop(store);
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                // The module returned an error; a recorded violation takes precedence.
-                return Err(state
-                    .violation
-                    .unwrap_or(SandboxError::ModuleFailed { message }));
-            }
-            Err(e) => return Err(classify(e, &state, deadline)),
-        }
-        if let Some(v) = state.violation {
-            // The module swallowed a trap? Impossible (traps unwind), but fail closed.
-            return Err(v);
-        }
-        Ok(RunOutputs {
-            tables: state
-                .out_tables
-                .into_iter()
-                .map(|(k, t)| {
-                    (
-                        k,
-                        View {
-                            schema: t.schema,
-                            batches: t.batches,
-                        },
-                    )
-                })
-                .collect(),
-            artifacts: state.out_artifacts,
-            metrics: state.metrics,
-            log: state.log,
-            log_truncated: state.log_truncated,
-        })
+        // Dropping the store here frees the instance: nothing of the module survives.
+        let state = store.into_data();
+        // A recorded violation takes precedence over what the module returned (a module
+        // cannot swallow a denial: the denial traps it).
+        let result = match (state.violation.clone(), result) {
+            (Some(v), _) => Err(v),
+            (None, Ok(Ok(()))) => Ok(()),
+            (None, Ok(Err(message))) => Err(SandboxError::ModuleFailed {
+                message: cut(message, MAX_ERROR_MESSAGE_BYTES),
+            }),
+            (None, Err(e)) => Err(classify(e, &state, deadline)),
+        };
+        Ok((result, state))
     }
 
     fn call(
@@ -548,6 +554,48 @@ impl Sandbox {
         let (r,) = f.call(&mut *store, (params,))?;
         Ok(r)
     }
+}
+
+/// The outputs collected in `state`.
+fn outputs(state: RunState) -> RunOutputs {
+    RunOutputs {
+        tables: state
+            .out_tables
+            .into_iter()
+            .map(|(k, t)| {
+                let v = View {
+                    schema: t.schema,
+                    batches: t.batches,
+                };
+                (k, v)
+            })
+            .collect(),
+        artifacts: state.out_artifacts,
+        metrics: state.metrics,
+        log: state.log,
+        log_truncated: state.log_truncated,
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// A run's bounded log (see [`Sandbox::run_logged`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunLog {
+    /// The log text (module `log` calls and stdout/stderr, within the log cap).
+    pub text: String,
+    /// Whether messages were dropped at the cap.
+    pub truncated: bool,
 }
 
 /// Map a wasmtime error to the variant that names what went wrong.
