@@ -393,6 +393,16 @@ mod query_funnel {
         .expect("sandbox");
         let m = other.load(&bytes, &digest).expect("load");
         assert_eq!(m.cache_outcome(), CacheOutcome::RebuiltTampered);
+        // A module loaded by one sandbox does not run in another.
+        let err = other
+            .run(
+                &load("query_funnel"),
+                RunInputs::default(),
+                Limits::default(),
+                None,
+            )
+            .expect_err("foreign module");
+        assert_eq!(err, SandboxError::ForeignModule);
     }
 
     #[test]

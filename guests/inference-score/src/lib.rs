@@ -11,7 +11,7 @@
 
 use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
 use cleanroom_guest::{
-    arc, batch, floats, inference, input, output, read_view, strings, write_table, Error,
+    Error, arc, batch, floats, inference, input, output, read_view, strings, write_table,
 };
 use serde::Deserialize;
 
@@ -75,9 +75,16 @@ impl inference::Guest for Scorer {
         let mut keys = Vec::new();
         let mut scores = Vec::new();
         for b in &batches {
-            let cols: Vec<Vec<Option<f64>>> =
-                m.features.iter().map(|f| floats(b, f)).collect::<Result<_, _>>()?;
-            let k = if p.output == "scores" { strings(b, &p.key)? } else { vec![] };
+            let cols: Vec<Vec<Option<f64>>> = m
+                .features
+                .iter()
+                .map(|f| floats(b, f))
+                .collect::<Result<_, _>>()?;
+            let k = if p.output == "scores" {
+                strings(b, &p.key)?
+            } else {
+                vec![]
+            };
             for i in 0..b.num_rows() {
                 let Some(row) = cols.iter().map(|c| c[i]).collect::<Option<Vec<f64>>>() else {
                     continue;
@@ -94,7 +101,11 @@ impl inference::Guest for Scorer {
         }
         let n = scores.len();
         output::metric("rows", n as f64);
-        let mean = if n == 0 { 0.0 } else { scores.iter().sum::<f64>() / n as f64 };
+        let mean = if n == 0 {
+            0.0
+        } else {
+            scores.iter().sum::<f64>() / n as f64
+        };
         output::metric("mean_score", mean);
         match p.output.as_str() {
             "histogram" => {
@@ -105,9 +116,22 @@ impl inference::Guest for Scorer {
                 }
                 let w = 1.0 / p.buckets as f64;
                 let out = batch(vec![
-                    ("bucket", arc(Int64Array::from_iter_values(0..p.buckets as i64))),
-                    ("low", arc(Float64Array::from_iter_values((0..p.buckets).map(|i| i as f64 * w)))),
-                    ("high", arc(Float64Array::from_iter_values((1..=p.buckets).map(|i| i as f64 * w)))),
+                    (
+                        "bucket",
+                        arc(Int64Array::from_iter_values(0..p.buckets as i64)),
+                    ),
+                    (
+                        "low",
+                        arc(Float64Array::from_iter_values(
+                            (0..p.buckets).map(|i| i as f64 * w),
+                        )),
+                    ),
+                    (
+                        "high",
+                        arc(Float64Array::from_iter_values(
+                            (1..=p.buckets).map(|i| i as f64 * w),
+                        )),
+                    ),
                     ("rows", arc(Int64Array::from(counts))),
                 ])?;
                 write_table("score_histogram", &out.schema(), &[out])

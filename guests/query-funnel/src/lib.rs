@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
-use cleanroom_guest::{arc, batch, floats, ints, output, query, read_view, strings, Error};
+use cleanroom_guest::{Error, arc, batch, floats, ints, output, query, read_view, strings};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -93,7 +93,9 @@ impl query::Guest for Funnel {
                 .entry(campaign.clone())
                 .or_insert_with(|| (0, vec![0; days], vec![0.0; days]));
             entry.0 += 1;
-            let Some(list) = convs.get(user) else { continue };
+            let Some(list) = convs.get(user) else {
+                continue;
+            };
             let Some(&(t_conv, value)) = list.iter().find(|(t, _)| t >= t_imp) else {
                 continue;
             };

@@ -1,5 +1,5 @@
 use cleanroom_guest::arrow::array::{Int64Array, StringArray};
-use cleanroom_guest::{arc, batch, query, read_view, strings, write_table, Error};
+use cleanroom_guest::{Error, arc, batch, query, read_view, strings, write_table};
 
 struct RowsPerCampaign;
 
@@ -14,8 +14,14 @@ impl query::Guest for RowsPerCampaign {
             }
         }
         let out = batch(vec![
-            ("campaign", arc(StringArray::from_iter_values(counts.keys()))),
-            ("rows", arc(Int64Array::from_iter_values(counts.values().copied()))),
+            (
+                "campaign",
+                arc(StringArray::from_iter_values(counts.keys())),
+            ),
+            (
+                "rows",
+                arc(Int64Array::from_iter_values(counts.values().copied())),
+            ),
         ])?;
         write_table("rows_per_campaign", &out.schema(), &[out])
     }

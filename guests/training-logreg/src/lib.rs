@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use cleanroom_guest::arrow::array::RecordBatch;
-use cleanroom_guest::{floats, output, query_sql, read_view, strings, training, Error};
+use cleanroom_guest::{Error, floats, output, query_sql, read_view, strings, training};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -76,8 +76,10 @@ fn sigmoid(z: f64) -> f64 {
 fn rows_from(batches: &[RecordBatch], features: &[String]) -> Result<Vec<Vec<f64>>, Error> {
     let mut rows = Vec::new();
     for b in batches {
-        let cols: Vec<Vec<Option<f64>>> =
-            features.iter().map(|f| floats(b, f)).collect::<Result<_, _>>()?;
+        let cols: Vec<Vec<Option<f64>>> = features
+            .iter()
+            .map(|f| floats(b, f))
+            .collect::<Result<_, _>>()?;
         for i in 0..b.num_rows() {
             let row: Option<Vec<f64>> = cols.iter().map(|c| c[i]).collect();
             rows.push(row.unwrap_or_default());
@@ -96,8 +98,14 @@ fn examples(p: &Params) -> Result<(Vec<Vec<f64>>, Vec<f64>), Error> {
         }
         return Ok(keep_complete(x, y, p.features.len()));
     }
-    let fv = p.features_view.as_deref().ok_or("features_view or sql is required")?;
-    let lv = p.labels_view.as_deref().ok_or("labels_view or sql is required")?;
+    let fv = p
+        .features_view
+        .as_deref()
+        .ok_or("features_view or sql is required")?;
+    let lv = p
+        .labels_view
+        .as_deref()
+        .ok_or("labels_view or sql is required")?;
     let mut labels: HashMap<String, f64> = HashMap::new();
     for b in &read_view(lv)?.1 {
         let keys = strings(b, &p.key)?;
@@ -143,7 +151,9 @@ impl training::Guest for Trainer {
         }
         let d = p.features.len();
         let nf = n as f64;
-        let mean: Vec<f64> = (0..d).map(|j| x.iter().map(|r| r[j]).sum::<f64>() / nf).collect();
+        let mean: Vec<f64> = (0..d)
+            .map(|j| x.iter().map(|r| r[j]).sum::<f64>() / nf)
+            .collect();
         let std: Vec<f64> = (0..d)
             .map(|j| {
                 let v = x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / nf;

@@ -57,6 +57,9 @@ pub enum SandboxError {
     /// The run's limits exceed what this sandbox was configured for, or are zero.
     #[error("invalid run limits: {0}")]
     InvalidLimits(String),
+    /// The module was loaded by another `Sandbox` (its code belongs to another engine).
+    #[error("the module was loaded by another sandbox")]
+    ForeignModule,
     /// Instantiation failed (the component's imports or exports do not type-check).
     #[error("cannot instantiate the module: {0}")]
     Instantiation(String),

@@ -499,6 +499,9 @@ impl Sandbox {
         limits: Limits,
         query: Option<Arc<dyn HostQuery + Send + Sync>>,
     ) -> Result<(Result<(), SandboxError>, RunState), SandboxError> {
+        if !Engine::same(m.component.engine(), &self.engine) {
+            return Err(SandboxError::ForeignModule);
+        }
         if limits.memory_bytes == 0 || limits.output_bytes == 0 || limits.deadline.is_zero() {
             return Err(SandboxError::InvalidLimits("zero limit".into()));
         }

@@ -1,6 +1,6 @@
 //! Hostile: imports wasi:sockets to send data out. Expected: ForbiddenImports.
-use std::io::Write;
 use cleanroom_guest::query;
+use std::io::Write;
 struct M;
 impl query::Guest for M {
     fn run(_: String) -> Result<(), String> {

@@ -5,7 +5,11 @@ impl query::Guest for M {
     fn run(params: String) -> Result<(), String> {
         cleanroom_guest::init();
         let v: Vec<u8> = Vec::new();
-        panic!("module panicked on purpose ({} params bytes, {:?})", params.len(), v.first());
+        panic!(
+            "module panicked on purpose ({} params bytes, {:?})",
+            params.len(),
+            v.first()
+        );
     }
 }
 query::export!(M);
