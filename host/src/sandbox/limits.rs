@@ -42,7 +42,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Per-run limits (from the contract; [`Limits::default`] gives the safe defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear-memory bytes the module may use (at most [`MAX_MEMORY_BYTES`]).
+    /// Linear-memory bytes the module may use, all its memories together (at most the
+    /// sandbox's `max_memory_bytes`).
     pub memory_bytes: usize,
     /// Wall-clock CPU deadline of the run.
     pub deadline: Duration,

@@ -49,6 +49,8 @@ pub(crate) struct RunState {
     pub(crate) violation: Option<SandboxError>,
     /// Set when the limiter refused a memory or table growth.
     pub(crate) memory_exceeded: bool,
+    /// Bytes of linear memory granted so far (all memories).
+    pub(crate) memory_used: usize,
 }
 
 impl std::fmt::Debug for RunState {
@@ -96,6 +98,7 @@ impl RunState {
             ended: false,
             violation: None,
             memory_exceeded: false,
+            memory_used: 0,
         }
     }
 
@@ -161,16 +164,22 @@ pub(crate) fn valid_name(name: &str) -> bool {
 impl ResourceLimiter for RunState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limits.memory_bytes {
+        // The limit is on all of the module's linear memories together (a component may
+        // have several); wasmtime also calls this when a memory is created.
+        let total = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.limits.memory_bytes {
             self.memory_exceeded = true;
             // Trap rather than fail the grow: a module cannot go on past the limit
             // (and Rust guests abort on allocation failure anyway).
             return Err(wasmtime::Error::msg("cleanroom: memory limit exceeded"));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
