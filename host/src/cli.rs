@@ -46,6 +46,8 @@ pub enum Command {
     Output(commands::output::OutputArgs),
     /// Anyone: verify the audit log.
     Audit(commands::audit::AuditArgs),
+    /// Workload authors: inspect and publish Wasm components.
+    Module(commands::module::ModuleArgs),
     /// Members and auditors: verify SNP / TDX / Azure / sim evidence offline.
     Attest(commands::attest::AttestArgs),
     /// Print reference measurements a contract lists.
@@ -73,6 +75,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => commands::run::run_command(a),
         Command::Output(a) => commands::output::run(a),
         Command::Audit(a) => commands::audit::run(a),
+        Command::Module(a) => commands::module::run(a),
         Command::Attest(a) => commands::attest::run(a),
         Command::Measure(a) => commands::measure::run(a),
         Command::Demo { dir, impressions } => crate::demo::run(dir, *impressions),

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod kbs;
 pub mod measure;
 pub mod member;
+pub mod module;
 pub mod output;
 pub mod run;
 pub mod workload;

@@ -1,0 +1,151 @@
+//! Inference module: scores one view's rows with a logistic-regression model given as an
+//! input artifact (the training module's `model` JSON format).
+//!
+//! Params (JSON): `{"view": "...", "model": "model", "output": "histogram" | "scores",
+//! "buckets": 10, "key": "user_id_hash"}`
+//!
+//! `histogram` (the default) writes table `score_histogram(bucket int64, low float64,
+//! high float64, rows int64)` over [0, 1); `scores` writes table `scores(key utf8,
+//! score float64)` (per-row scores, only for a contract that names a recipient for them).
+//! Metrics: `rows`, `mean_score`.
+
+use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
+use cleanroom_guest::{
+    Error, arc, batch, floats, inference, input, output, read_view, strings, write_table,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    view: String,
+    #[serde(default = "default_model")]
+    model: String,
+    #[serde(default = "default_output")]
+    output: String,
+    #[serde(default = "default_buckets")]
+    buckets: usize,
+    #[serde(default = "default_key")]
+    key: String,
+}
+
+fn default_model() -> String {
+    "model".into()
+}
+fn default_output() -> String {
+    "histogram".into()
+}
+fn default_buckets() -> usize {
+    10
+}
+fn default_key() -> String {
+    "user_id_hash".into()
+}
+
+#[derive(Deserialize)]
+struct Model {
+    kind: String,
+    features: Vec<String>,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    weights: Vec<f64>,
+    bias: f64,
+}
+
+struct Scorer;
+
+impl inference::Guest for Scorer {
+    fn infer(params: String) -> Result<(), Error> {
+        cleanroom_guest::init();
+        let p: Params = serde_json::from_str(&params).map_err(|e| format!("bad params: {e}"))?;
+        if p.buckets == 0 || p.buckets > 1000 {
+            return Err("buckets must be 1..=1000".into());
+        }
+        let m: Model = serde_json::from_slice(&input::read_artifact(&p.model))
+            .map_err(|e| format!("bad model: {e}"))?;
+        let d = m.features.len();
+        if m.kind != "logistic-regression"
+            || m.mean.len() != d
+            || m.std.len() != d
+            || m.weights.len() != d
+        {
+            return Err("unsupported or inconsistent model".into());
+        }
+        let (_, batches) = read_view(&p.view)?;
+        let mut keys = Vec::new();
+        let mut scores = Vec::new();
+        for b in &batches {
+            let cols: Vec<Vec<Option<f64>>> = m
+                .features
+                .iter()
+                .map(|f| floats(b, f))
+                .collect::<Result<_, _>>()?;
+            let k = if p.output == "scores" {
+                strings(b, &p.key)?
+            } else {
+                vec![]
+            };
+            for i in 0..b.num_rows() {
+                let Some(row) = cols.iter().map(|c| c[i]).collect::<Option<Vec<f64>>>() else {
+                    continue;
+                };
+                let z = m.bias
+                    + (0..d)
+                        .map(|j| (row[j] - m.mean[j]) / m.std[j] * m.weights[j])
+                        .sum::<f64>();
+                scores.push(1.0 / (1.0 + (-z).exp()));
+                if let Some(key) = k.get(i) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        let n = scores.len();
+        output::metric("rows", n as f64);
+        let mean = if n == 0 {
+            0.0
+        } else {
+            scores.iter().sum::<f64>() / n as f64
+        };
+        output::metric("mean_score", mean);
+        match p.output.as_str() {
+            "histogram" => {
+                let mut counts = vec![0i64; p.buckets];
+                for s in &scores {
+                    let i = ((s * p.buckets as f64) as usize).min(p.buckets - 1);
+                    counts[i] += 1;
+                }
+                let w = 1.0 / p.buckets as f64;
+                let out = batch(vec![
+                    (
+                        "bucket",
+                        arc(Int64Array::from_iter_values(0..p.buckets as i64)),
+                    ),
+                    (
+                        "low",
+                        arc(Float64Array::from_iter_values(
+                            (0..p.buckets).map(|i| i as f64 * w),
+                        )),
+                    ),
+                    (
+                        "high",
+                        arc(Float64Array::from_iter_values(
+                            (1..=p.buckets).map(|i| i as f64 * w),
+                        )),
+                    ),
+                    ("rows", arc(Int64Array::from(counts))),
+                ])?;
+                write_table("score_histogram", &out.schema(), &[out])
+            }
+            "scores" => {
+                let out = batch(vec![
+                    ("key", arc(StringArray::from(keys))),
+                    ("score", arc(Float64Array::from(scores))),
+                ])?;
+                write_table("scores", &out.schema(), &[out])
+            }
+            _ => Err("output must be histogram or scores".into()),
+        }
+    }
+}
+
+inference::export!(Scorer);
