@@ -69,9 +69,12 @@ pub fn generate(impressions: usize, seed: u64) -> (String, String) {
     let mut rng = StdRng::seed_from_u64(seed);
     let users = (impressions as u64 / 4).max(100);
     let mut imp = String::from("user_id_hash,campaign,ts,site,ip_address\n");
+    let mut exposed = Vec::with_capacity(impressions);
     let t0 = 1_767_225_600i64; // 2026-01-01
     for _ in 0..impressions {
-        let u = rng.gen_range(0..users);
+        // A few heavy users, many light ones.
+        let u = (rng.gen_range(0.0f64..1.0).powi(2) * users as f64) as u64;
+        exposed.push(u);
         let mut x: f64 = rng.r#gen();
         let mut campaign = CAMPAIGNS[0].0;
         for (c, share) in CAMPAIGNS {
@@ -95,9 +98,10 @@ pub fn generate(impressions: usize, seed: u64) -> (String, String) {
     let conversions = impressions / 5;
     let mut conv = String::from("user_id_hash,ts,value,order_id\n");
     for n in 0..conversions {
-        // Half the converters saw ads; the rest are outside the publisher's audience.
+        // Half the conversions come from exposed users, more often the more they were
+        // exposed (a random impression's user); the rest from outside the audience.
         let u = if rng.gen_bool(0.5) {
-            rng.gen_range(0..users)
+            exposed[rng.gen_range(0..exposed.len())]
         } else {
             users + rng.gen_range(0..users)
         };
@@ -152,6 +156,14 @@ location = "data/conversions.csv.sealed"
 key = {{ broker = "{advertiser_kbs}", resource = "advertiser/dataset/conversions" }}
 min_rows = 1000
 
+# The advertiser's conversion model, trained in the room and sealed back by the advertiser.
+[[datasets]]
+name = "conversion-model"
+owner = "advertiser"
+format = "file"
+location = "data/conversion-model.sealed"
+key = {{ broker = "{advertiser_kbs}", resource = "advertiser/model/conversion-model" }}
+
 [attestation]
 # This machine has no SEV-SNP or TDX: the demo uses the simulated platform. INSECURE.
 platforms = ["sim"]
@@ -162,7 +174,8 @@ sim = {{ measurements = ["{measurement}"] }}
 proposers = ["advertiser"]
 
 [outputs]
-recipients = ["advertiser"]
+recipients = ["advertiser", "publisher"]
+model_recipients = ["advertiser"]
 
 [guards]
 min_group_size = 50
@@ -232,6 +245,210 @@ fn print_table(out: &mut dyn Write, csv: &str) -> std::io::Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// SQL the modules run through the `query` import: one row per exposed user.
+const FEATURES_SQL: &str = "SELECT i.user_id_hash, LN(1.0 + COUNT(*)) AS imps, \
+CAST(COUNT(DISTINCT i.site) AS DOUBLE) AS sites";
+
+fn module_workload(
+    name: &str,
+    kind: &str,
+    inputs: &str,
+    digest: &str,
+    params: &str,
+    output: &str,
+) -> String {
+    format!(
+        "name = \"{name}\"\nkind = \"{kind}\"\ninputs = {inputs}\nmodule_digest = \"{digest}\"\n\n[parameters]\n{params}\n[output]\n{output}"
+    )
+}
+
+/// Steps 8 and 9: train a model on the joined data (weights to the advertiser only), then
+/// score the publisher's audience with it (a guarded histogram to the publisher).
+#[allow(clippy::too_many_arguments)]
+async fn module_steps(
+    out: &mut dyn Write,
+    room: &Path,
+    pubd: &Path,
+    advd: &Path,
+    contract: &Path,
+    sigs: &Path,
+    base: &RunConfig,
+) -> anyhow::Result<()> {
+    step(
+        out,
+        8,
+        "Training: a Wasm module learns a conversion model from the joined data; the weights go to the advertiser only",
+    )?;
+    let (training, inference) = match (
+        crate::guest_build::component("training-logreg"),
+        crate::guest_build::component("inference-score"),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            writeln!(
+                out,
+                "    skipped: the guest modules could not be built here ({e})"
+            )?;
+            return Ok(());
+        }
+    };
+    let approve_both = |w: &Path| -> anyhow::Result<std::path::PathBuf> {
+        let approvals = workload_cmd::default_approvals(w);
+        for (name, d) in [("publisher", pubd), ("advertiser", advd)] {
+            workload_cmd::approve(
+                contract,
+                sigs,
+                w,
+                &d.join(format!("keys/{name}.sign.key")),
+                &approvals,
+            )?;
+        }
+        Ok(approvals)
+    };
+    let store_module = |bytes: &[u8]| -> anyhow::Result<String> {
+        let digest = crate::sandbox::digest_hex(bytes);
+        fsutil::write_file_atomic(&room.join(format!("modules/{digest}.wasm")), bytes, false)?;
+        Ok(digest)
+    };
+
+    let t_digest = store_module(&training)?;
+    let w = room.join("training.toml");
+    let label_sql = format!(
+        "{FEATURES_SQL}, CASE WHEN MAX(c.user_id_hash) IS NULL THEN 0.0 ELSE 1.0 END AS label \
+FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c \
+ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
+    );
+    fsutil::write_file_atomic(
+        &w,
+        module_workload(
+            "conversion-model-training",
+            "training",
+            r#"["impressions", "conversions"]"#,
+            &t_digest,
+            &format!("sql = \"{label_sql}\"\nfeatures = [\"imps\", \"sites\"]\nepochs = 300\n"),
+            "recipients = [\"advertiser\"]\nartifact_recipients = [\"advertiser\"]\n",
+        )
+        .as_bytes(),
+        false,
+    )?;
+    let approvals = approve_both(&w)?;
+    let cfg = RunConfig {
+        workload: w,
+        approvals,
+        ..base.clone()
+    };
+    let report = run_workload(&cfg).await?;
+    writeln!(
+        out,
+        "    module {}... ran; approved by both owners",
+        &t_digest[..16]
+    )?;
+    let sk = keys::encryption_key(&advd.join("keys/advertiser.enc.key"))?;
+    let find = |suffix: &str| {
+        report
+            .outputs
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .cloned()
+            .with_context(|| format!("no output *{suffix}"))
+    };
+    let (_, metrics) = crate::seal::envelope::open(
+        &fsutil::read_file(&find("-metrics.cro")?)?,
+        "advertiser",
+        &sk,
+    )?;
+    let metrics: std::collections::BTreeMap<String, f64> = serde_json::from_slice(&metrics)?;
+    writeln!(
+        out,
+        "    the advertiser opens the metrics: {} users, accuracy {:.3}, loss {:.3}",
+        metrics.get("rows").copied().unwrap_or(0.0),
+        metrics.get("accuracy").copied().unwrap_or(0.0),
+        metrics.get("loss").copied().unwrap_or(0.0)
+    )?;
+    let (_, model) = crate::seal::envelope::open(
+        &fsutil::read_file(&find("-artifact-model.cro")?)?,
+        "advertiser",
+        &sk,
+    )?;
+    writeln!(
+        out,
+        "    and the model weights ({} bytes of JSON), sealed to it alone",
+        model.len()
+    )?;
+
+    step(
+        out,
+        9,
+        "Inference: the publisher's audience is scored with the advertiser's model; only a guarded histogram leaves, to the publisher",
+    )?;
+    // The advertiser seals its model as a dataset of the contract and registers its key.
+    let model_plain = advd.join("conversion-model.json");
+    fsutil::write_file_atomic(&model_plain, &model, true)?;
+    let parsed = crate::run::load_signed_contract(contract, sigs)?
+        .0
+        .contract()
+        .clone();
+    let model_key = advd.join("conversion-model.key");
+    let (k, _) = dataset::seal(
+        &parsed,
+        contract,
+        "conversion-model",
+        &model_plain,
+        &room.join("data/conversion-model.sealed"),
+        None,
+        crate::seal::stream::DEFAULT_SEGMENT_SIZE,
+    )?;
+    crate::seal::keyfile::write(&model_key, &k, "conversion-model")?;
+    std::fs::remove_file(&model_plain)?;
+    let store = kbs_cmd::open_store(&advd.join("kbs.db"), &advd.join("kbs.master-key"))?;
+    kbs_cmd::put(&store, contract, sigs, "conversion-model", &model_key)?;
+    writeln!(
+        out,
+        "    the advertiser sealed its model as dataset `conversion-model` and registered its key"
+    )?;
+
+    let i_digest = store_module(&inference)?;
+    let w = room.join("inference.toml");
+    let score_sql = format!("{FEATURES_SQL} FROM impressions i GROUP BY i.user_id_hash");
+    fsutil::write_file_atomic(
+        &w,
+        format!(
+            "{}\n[guards]\nmin_group_size = 50\ncount_column = \"rows\"\n",
+            module_workload(
+                "audience-scoring",
+                "inference",
+                r#"["impressions", "conversion-model"]"#,
+                &i_digest,
+                &format!("sql = \"{score_sql}\"\nmodel = \"conversion-model\"\noutput = \"histogram\"\nbuckets = 10\n"),
+                "recipients = [\"publisher\"]\n",
+            )
+        )
+        .as_bytes(),
+        false,
+    )?;
+    let approvals = approve_both(&w)?;
+    let cfg = RunConfig {
+        workload: w,
+        approvals,
+        ..base.clone()
+    };
+    let report = run_workload(&cfg).await?;
+    let hist = report
+        .outputs
+        .iter()
+        .find(|p| p.to_string_lossy().contains("-table-"))
+        .context("no histogram output")?;
+    let sk = keys::encryption_key(&pubd.join("keys/publisher.enc.key"))?;
+    let (_, content) = crate::seal::envelope::open(&fsutil::read_file(hist)?, "publisher", &sk)?;
+    writeln!(
+        out,
+        "    the publisher opens the score histogram ({} buckets under 50 users dropped):",
+        report.groups_dropped
+    )?;
+    print_table(out, &String::from_utf8_lossy(&content))?;
     Ok(())
 }
 
@@ -450,6 +667,7 @@ pub async fn scenario(
             launch_digest: signed.digest().0,
         }),
         memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
+        module: None,
     };
     let report = run_workload(&cfg).await?;
     crate::commands::run::print_report(out, &report)?;
@@ -459,7 +677,8 @@ pub async fn scenario(
         7,
         "The advertiser opens the sealed result with its private key",
     )?;
-    let file = fsutil::read_file(&report.output)?;
+    let output = report.outputs.first().context("the run wrote no output")?;
+    let file = fsutil::read_file(output)?;
     let sk = keys::encryption_key(&advd.join("keys/advertiser.enc.key"))?;
     let (h, content) = crate::seal::envelope::open(&file, "advertiser", &sk)?;
     writeln!(
@@ -474,7 +693,9 @@ pub async fn scenario(
     )?;
     print_table(out, &String::from_utf8_lossy(&content))?;
 
-    step(out, 8, "Anyone verifies the audit log")?;
+    module_steps(out, &room, &pubd, &advd, &contract, &sigs, &cfg).await?;
+
+    step(out, 10, "Anyone verifies the audit log")?;
     let log = room.join(audit::LOG_FILE);
     let s = audit::verify_bytes(&fsutil::read_file(&log)?, &log.display().to_string())?;
     writeln!(
@@ -495,7 +716,7 @@ pub async fn scenario(
     writeln!(
         out,
         "          cleanroom output open --in {} --name advertiser --key {}",
-        report.output.display(),
+        output.display(),
         advd.join("keys/advertiser.enc.key").display()
     )?;
     Ok(report)

@@ -62,6 +62,7 @@ fn format_name(f: DataFormat) -> &'static str {
         DataFormat::Csv => "csv",
         DataFormat::Json => "json",
         DataFormat::Parquet => "parquet",
+        DataFormat::File => "file",
     }
 }
 
@@ -93,7 +94,13 @@ pub fn parse_rows(ds: &Dataset, plaintext: &[u8]) -> Result<Vec<RecordBatch>> {
             .build(std::io::Cursor::new(plaintext))
             .map_err(|_| unreadable())?
             .collect(),
-        DataFormat::Parquet => unreachable!("parquet is not parsed from a plaintext stream"),
+        DataFormat::Parquet | DataFormat::File => {
+            return Err(HostError::DatasetUnreadable {
+                dataset: ds.name.get_ref().clone(),
+                format: format_name(ds.format),
+                what: "is not a row format (CSV or JSON lines)".into(),
+            });
+        }
     };
     batches.map_err(|_| unreadable())
 }
@@ -268,6 +275,44 @@ impl Engine {
         Ok(rows)
     }
 
+    /// The batches of a registered view (what a module reads as its input view).
+    pub async fn view(&self, name: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let df = self
+            .ctx
+            .table(name)
+            .await
+            .map_err(|e| self.map_plan_error(e))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|_| HostError::QueryFailed {
+            category: "reading a view",
+        })?;
+        Ok((schema, batches))
+    }
+
+    /// Run a query for a module's `query(sql)` import: queries only, over the same views.
+    /// Errors are categories, never DataFusion's text.
+    pub async fn module_query(
+        ctx: &SessionContext,
+        sql: &str,
+    ) -> std::result::Result<Vec<RecordBatch>, String> {
+        let opts = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = ctx
+            .sql_with_options(sql, opts)
+            .await
+            .map_err(|e| format!("query refused: {}", e.find_root()))?;
+        df.collect()
+            .await
+            .map_err(|_| "query failed while executing (details withheld)".to_string())
+    }
+
+    /// A handle on the session (for the module query callback).
+    pub fn context(&self) -> SessionContext {
+        self.ctx.clone()
+    }
+
     fn map_plan_error(&self, e: DataFusionError) -> HostError {
         if let DataFusionError::SchemaError(se, _) = e.find_root()
             && let SchemaError::FieldNotFound { field, .. } = se.as_ref()
@@ -332,7 +377,8 @@ impl Engine {
                 },
             })?;
         let tg = std::time::Instant::now();
-        let (batches, groups_dropped) = guards::drop_small_groups(batches, g.min_group_size)?;
+        let (batches, groups_dropped) =
+            guards::drop_small_groups(batches, guards::GROUP_COUNT_COLUMN, g.min_group_size, true)?;
         let guard_time = tg.elapsed();
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         if rows > g.max_output_rows {

@@ -95,6 +95,8 @@ pub enum HostError {
         seq: u64,
         what: String,
     },
+    #[error("module refused: {0}")]
+    Module(String),
     #[error("{0}")]
     Usage(String),
 }
@@ -119,6 +121,7 @@ impl HostError {
                 | HostError::TooFewRows { .. }
                 | HostError::ColumnNotAllowed { .. }
                 | HostError::QueryRefused { .. }
+                | HostError::Module(_)
                 | HostError::AuditBroken { .. }
                 | HostError::WrongMasterKey { .. }
         )

@@ -95,33 +95,45 @@ fn rewrite(plan: LogicalPlan) -> Result<LogicalPlan> {
     }
 }
 
-/// Drop rows whose group count is below `k` and remove the count column. Returns the kept
-/// batches and how many groups were dropped.
-pub fn drop_small_groups(batches: Vec<RecordBatch>, k: u64) -> Result<(Vec<RecordBatch>, u64)> {
+/// Drop rows whose count in `column` is below `k` (a null or negative count is below any k),
+/// removing the column when `remove`. Returns the kept batches and how many rows were
+/// dropped. A batch without the column is refused: the guard fails closed.
+pub fn drop_small_groups(
+    batches: Vec<RecordBatch>,
+    column: &str,
+    k: u64,
+    remove: bool,
+) -> Result<(Vec<RecordBatch>, u64)> {
     let mut kept = Vec::with_capacity(batches.len());
     let mut dropped = 0u64;
     for b in batches {
-        let idx = b
-            .schema()
-            .index_of(GROUP_COUNT_COLUMN)
-            .map_err(|_| refused("group count column missing after guard rewrite"))?;
-        let counts = b
-            .column(idx)
+        let idx = b.schema().index_of(column).map_err(|_| {
+            refused(format!(
+                "output has no count column `{column}` for the group-size guard"
+            ))
+        })?;
+        let counts = arrow::compute::cast(b.column(idx), &arrow::datatypes::DataType::Int64)
+            .map_err(|_| refused(format!("count column `{column}` is not an integer")))?;
+        let counts = counts
             .as_any()
             .downcast_ref::<Int64Array>()
-            .ok_or_else(|| refused("group count column has an unexpected type"))?;
+            .ok_or_else(|| refused(format!("count column `{column}` is not an integer")))?;
         let mask: BooleanArray = counts
             .iter()
             .map(|c| Some(c.is_some_and(|c| c >= 0 && c as u64 >= k)))
             .collect();
         dropped += (mask.len() - mask.true_count()) as u64;
         let filtered = filter_record_batch(&b, &mask).map_err(|e| refused(e.to_string()))?;
-        let keep: Vec<usize> = (0..filtered.num_columns()).filter(|i| *i != idx).collect();
-        kept.push(
-            filtered
-                .project(&keep)
-                .map_err(|e| refused(e.to_string()))?,
-        );
+        if remove {
+            let keep: Vec<usize> = (0..filtered.num_columns()).filter(|i| *i != idx).collect();
+            kept.push(
+                filtered
+                    .project(&keep)
+                    .map_err(|e| refused(e.to_string()))?,
+            );
+        } else {
+            kept.push(filtered);
+        }
     }
     Ok((kept, dropped))
 }

@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub data_dir: PathBuf,
     pub evidence: Arc<dyn EvidenceSource>,
     pub memory_limit: usize,
+    /// The Wasm component of a module workload; default `<room>/modules/<digest>.wasm`.
+    pub module: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -58,13 +60,89 @@ impl std::fmt::Debug for RunConfig {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub run_id: String,
-    pub output: PathBuf,
+    /// Sealed outputs written (result tables, metrics, artifacts, log under consent).
+    pub outputs: Vec<PathBuf>,
     pub rows: u64,
     pub groups_dropped: u64,
     pub input_rows: Vec<(String, u64)>,
     pub recipients: Vec<String>,
     pub insecure: bool,
     pub phases: Vec<(&'static str, Duration)>,
+}
+
+/// Seals a run's outputs to members and commits them, auditing each.
+pub(crate) struct Sealer<'a> {
+    pub room: &'a Root,
+    pub contract: &'a Contract,
+    pub workload: &'a Workload,
+    pub digest: String,
+    pub run_id: &'a str,
+    pub insecure: bool,
+}
+
+impl Sealer<'_> {
+    /// Seal `content` to `recipients` at `rel` (atomic commit) and audit it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal(
+        &self,
+        rel: &str,
+        recipients: &[String],
+        content: &[u8],
+        format: &str,
+        columns: Vec<String>,
+        rows: u64,
+        ctx: &mut Ctx<'_, '_>,
+    ) -> Result<PathBuf> {
+        let mut keys = Vec::new();
+        for r in recipients {
+            let m = self
+                .contract
+                .member(r)
+                .ok_or_else(|| HostError::BadRecipient {
+                    recipient: r.clone(),
+                    what: "not a member of the contract".into(),
+                })?;
+            let pk = message::x25519_public_from_b64(m.encryption_key.get_ref()).map_err(|e| {
+                HostError::BadRecipient {
+                    recipient: r.clone(),
+                    what: e.to_string(),
+                }
+            })?;
+            keys.push((r.clone(), pk));
+        }
+        let header = OutputHeader {
+            contract_digest: self.digest.clone(),
+            workload: self.workload.name.clone(),
+            workload_digest: self.workload.digest().hex(),
+            run_id: self.run_id.to_string(),
+            created_at: crate::clock::now_rfc3339(),
+            insecure: self.insecure,
+            format: format.into(),
+            columns,
+            rows,
+        };
+        let sealed =
+            envelope::seal(&header, &keys, content).map_err(|e| HostError::BadRecipient {
+                recipient: recipients.join(", "),
+                what: e.to_string(),
+            })?;
+        self.room.write_atomic(rel, &sealed, false)?;
+        ctx.ok(
+            "output",
+            rel,
+            "committed",
+            &format!(
+                "{format}, {rows} rows, sealed to {}{}",
+                recipients.join(", "),
+                if self.insecure {
+                    " (INSECURE: simulated attestation)"
+                } else {
+                    ""
+                }
+            ),
+        )?;
+        Ok(self.room.display(rel))
+    }
 }
 
 /// Read a file of base64 signed messages, one per line.
@@ -111,12 +189,18 @@ fn new_run_id() -> String {
     )
 }
 
-struct Ctx<'a, 'r> {
+pub(crate) struct Ctx<'a, 'r> {
     audit: &'a mut AuditLog<'r>,
 }
 
 impl Ctx<'_, '_> {
-    fn ok(&mut self, event: &str, subject: &str, decision: &str, reason: &str) -> Result<()> {
+    pub(crate) fn ok(
+        &mut self,
+        event: &str,
+        subject: &str,
+        decision: &str,
+        reason: &str,
+    ) -> Result<()> {
         self.audit.append(Event {
             event,
             subject,
@@ -125,7 +209,7 @@ impl Ctx<'_, '_> {
         })
     }
     /// Audit a refusal and return the error.
-    fn refuse<T>(&mut self, event: &str, subject: &str, e: HostError) -> Result<T> {
+    pub(crate) fn refuse<T>(&mut self, event: &str, subject: &str, e: HostError) -> Result<T> {
         self.audit.append(Event {
             event,
             subject,
@@ -199,23 +283,6 @@ async fn run_steps(
             approved.approvers().collect::<Vec<_>>().join(", ")
         ),
     )?;
-    if workload.module_digest.is_some() {
-        return ctx.refuse(
-            "run",
-            &wsubject,
-            HostError::Usage(
-                "module workloads are not supported by this build: only SQL workloads run".into(),
-            ),
-        );
-    }
-    let Some(sql) = workload.sql.clone() else {
-        return ctx.refuse(
-            "run",
-            &wsubject,
-            HostError::Usage("workload has no SQL".into()),
-        );
-    };
-
     // 3. Self-attestation: the host's own evidence, binding its identity key, must satisfy
     // the contract before it asks anyone for a key.
     let t = Instant::now();
@@ -312,6 +379,7 @@ async fn run_steps(
     let data = Root::open(&cfg.data_dir)?;
     let mut eng = Engine::new(cfg.memory_limit)?;
     let mut input_rows = Vec::new();
+    let mut artifacts = std::collections::BTreeMap::new();
     for (ds, key) in &keys {
         let name = ds.name.get_ref();
         let location = ds.location.get_ref();
@@ -319,8 +387,29 @@ async fn run_steps(
             Ok(b) => b,
             Err(e) => return ctx.refuse("decrypt", name, e),
         };
+        if ds.format == DataFormat::File {
+            match stream::open(key, Some(name), &sealed) {
+                Ok(plain) => {
+                    ctx.ok(
+                        "decrypt",
+                        name,
+                        "ok",
+                        &format!("file of {} bytes, for the module", plain.len()),
+                    )?;
+                    artifacts.insert(name.clone(), plain.to_vec());
+                    continue;
+                }
+                Err(source) => {
+                    let e = HostError::Sealed {
+                        path: data.display(location).display().to_string(),
+                        source,
+                    };
+                    return ctx.refuse("decrypt", name, e);
+                }
+            }
+        }
         let rows = match ds.format {
-            DataFormat::Parquet => eng.register_parquet(ds, key, sealed).await,
+            DataFormat::Parquet | DataFormat::File => eng.register_parquet(ds, key, sealed).await,
             DataFormat::Csv | DataFormat::Json => match stream::open(key, Some(name), &sealed) {
                 Ok(plain) => eng.register_rows(ds, &plain),
                 Err(source) => Err(HostError::Sealed {
@@ -354,87 +443,87 @@ async fn run_steps(
     }
     phases.push(("decrypt", t.elapsed()));
 
-    // 6. The approved SQL, then the guards.
-    let t = Instant::now();
     let guards = EffectiveGuards::for_run(contract, &workload);
-    let result = match eng.query(&sql, &guards).await {
-        Ok(r) => r,
-        Err(e) => return ctx.refuse("query", &wsubject, e),
-    };
-    phases.push(("query", t.elapsed() - result.guard_time));
-    phases.push(("guard", result.guard_time));
-    ctx.ok(
-        "guard",
-        &wsubject,
-        "applied",
-        &format!(
-            "min_group_size {}: {} groups dropped, {} rows released (cap {})",
-            guards.min_group_size, result.groups_dropped, result.rows, guards.max_output_rows
-        ),
-    )?;
-
-    // 7. Seal to the recipients and commit atomically.
-    let t = Instant::now();
-    let (content, format) = match workload.output.format {
-        OutputFormat::Csv => (engine::to_csv(&result.schema, &result.batches)?, "csv"),
-        OutputFormat::Json => (engine::to_json_lines(&result.batches)?, "json"),
-    };
-    let mut recipients = Vec::new();
-    for r in &workload.output.recipients {
-        let m = contract.member(r).expect("validated recipient");
-        let pk = message::x25519_public_from_b64(m.encryption_key.get_ref()).map_err(|e| {
-            HostError::BadRecipient {
-                recipient: r.clone(),
-                what: e.to_string(),
-            }
-        })?;
-        recipients.push((r.clone(), pk));
-    }
-    let header = OutputHeader {
-        contract_digest: digest.hex(),
-        workload: workload.name.clone(),
-        workload_digest: workload.digest().hex(),
-        run_id: run_id.to_string(),
-        created_at: crate::clock::now_rfc3339(),
+    let sealer = Sealer {
+        room,
+        contract,
+        workload: &workload,
+        digest: digest.hex(),
+        run_id,
         insecure: *insecure,
-        format: format.into(),
-        columns: result
+    };
+    let (outputs, rows, groups_dropped) = if let Some(module_digest) = &workload.module_digest {
+        // 6m. The approved module, in the sandbox; then the guards on what it wrote.
+        let t = Instant::now();
+        let outcome = crate::module_run::run_module(
+            cfg,
+            room,
+            &workload,
+            module_digest,
+            &eng,
+            artifacts,
+            &guards,
+            &sealer,
+            ctx,
+        )
+        .await?;
+        phases.push(("module", t.elapsed()));
+        outcome
+    } else {
+        let Some(sql) = workload.sql.clone() else {
+            return ctx.refuse(
+                "run",
+                &wsubject,
+                HostError::Usage("workload has no SQL and no module".into()),
+            );
+        };
+        // 6. The approved SQL, then the guards.
+        let t = Instant::now();
+        let result = match eng.query(&sql, &guards).await {
+            Ok(r) => r,
+            Err(e) => return ctx.refuse("query", &wsubject, e),
+        };
+        phases.push(("query", t.elapsed() - result.guard_time));
+        phases.push(("guard", result.guard_time));
+        ctx.ok(
+            "guard",
+            &wsubject,
+            "applied",
+            &format!(
+                "min_group_size {}: {} groups dropped, {} rows released (cap {})",
+                guards.min_group_size, result.groups_dropped, result.rows, guards.max_output_rows
+            ),
+        )?;
+
+        // 7. Seal to the recipients and commit atomically.
+        let t = Instant::now();
+        let (content, format) = match workload.output.format {
+            OutputFormat::Csv => (engine::to_csv(&result.schema, &result.batches)?, "csv"),
+            OutputFormat::Json => (engine::to_json_lines(&result.batches)?, "json"),
+        };
+        let columns = result
             .schema
             .fields()
             .iter()
             .map(|f| f.name().clone())
-            .collect(),
-        rows: result.rows,
-    };
-    let sealed =
-        envelope::seal(&header, &recipients, &content).map_err(|e| HostError::BadRecipient {
-            recipient: workload.output.recipients.join(", "),
-            what: e.to_string(),
-        })?;
-    drop(content);
-    let rel = format!("outputs/{run_id}.cro");
-    room.write_atomic(&rel, &sealed, false)?;
-    phases.push(("seal", t.elapsed()));
-    ctx.ok(
-        "output",
-        &rel,
-        "committed",
-        &format!(
-            "{} rows sealed to {}{}",
+            .collect();
+        let path = sealer.seal(
+            &format!("outputs/{run_id}.cro"),
+            &workload.output.recipients,
+            &content,
+            format,
+            columns,
             result.rows,
-            workload.output.recipients.join(", "),
-            if *insecure {
-                " (INSECURE: simulated attestation)"
-            } else {
-                ""
-            }
-        ),
-    )?;
+            ctx,
+        )?;
+        phases.push(("seal", t.elapsed()));
+        (vec![path], result.rows, result.groups_dropped)
+    };
     Ok(RunReport {
         run_id: run_id.to_string(),
-        output: room.display(&rel),
-        rows: result.rows,
-        groups_dropped: result.groups_dropped,
+        outputs,
+        rows,
+        groups_dropped,
         input_rows,
         recipients: workload.output.recipients.clone(),
         insecure: *insecure,

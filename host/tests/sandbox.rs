@@ -34,30 +34,7 @@ fn root() -> PathBuf {
 
 /// Build the guest workspace once per test process and return its release directory.
 fn guest_release_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let guests = root().join("guests");
-        let target = std::env::var_os("CLEANROOM_GUEST_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| guests.join("target"));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(guests.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("run cargo to build the guests");
-        assert!(status.success(), "building the guests failed");
-        target.join("wasm32-wasip2").join("release")
-    })
+    cleanroom_host::guest_build::build().expect("building the guests")
 }
 
 /// The component bytes of guest `name` (a crate, or a hand-written .wat hostile guest).

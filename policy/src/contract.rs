@@ -53,6 +53,9 @@ pub enum DataFormat {
     Csv,
     Json,
     Parquet,
+    /// Any file (e.g. a model), sealed-stream format; given to modules as an artifact,
+    /// never registered as a SQL view.
+    File,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +90,10 @@ pub struct Dataset {
     pub name: Spanned<String>,
     pub owner: Spanned<String>,
     pub format: DataFormat,
+    #[serde(default)]
     pub schema: Vec<SchemaField>,
     /// The only fields the room may ever read; all others are never registered.
+    #[serde(default)]
     pub allowed_fields: Vec<Spanned<String>>,
     /// Path of the sealed file, relative to the run's data directory.
     pub location: Spanned<String>,
@@ -186,6 +191,9 @@ pub struct Outputs {
     /// Members that may receive result tables.
     #[serde(default)]
     pub recipients: Vec<Spanned<String>>,
+    /// Members that may receive artifacts a module writes (e.g. trained model weights).
+    #[serde(default)]
+    pub model_recipients: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -378,7 +386,15 @@ impl Contract {
                 ));
             }
             c.unique("schema field", d.schema.iter().map(|f| &f.name))?;
-            if d.allowed_fields.is_empty() {
+            if d.format == DataFormat::File {
+                if !d.schema.is_empty() || !d.allowed_fields.is_empty() {
+                    return Err(c.invalid(
+                        &d.name,
+                        "schema",
+                        "a `file` dataset has no schema or allowed_fields",
+                    ));
+                }
+            } else if d.allowed_fields.is_empty() {
                 return Err(c.invalid(&d.name, "allowed_fields", "must list at least one field"));
             }
             for f in &d.allowed_fields {
@@ -417,6 +433,11 @@ impl Contract {
         for r in &self.outputs.recipients {
             if !is_member(r.get_ref()) {
                 return Err(c.not_member(r, "outputs.recipients entry"));
+            }
+        }
+        for r in &self.outputs.model_recipients {
+            if !is_member(r.get_ref()) {
+                return Err(c.not_member(r, "outputs.model_recipients entry"));
             }
         }
         for p in &self.governance.proposers {

@@ -32,6 +32,11 @@ pub struct WorkloadOutput {
     pub recipients: Vec<String>,
     #[serde(default = "default_format")]
     pub format: OutputFormat,
+    /// Members a module's artifacts (e.g. model weights) are sealed to; each must be in the
+    /// contract's `outputs.model_recipients`. A module that writes an artifact with no
+    /// recipient here is refused.
+    #[serde(default)]
+    pub artifact_recipients: Vec<String>,
 }
 
 fn default_format() -> OutputFormat {
@@ -46,6 +51,11 @@ pub struct WorkloadGuards {
     pub min_group_size: Option<u64>,
     #[serde(default)]
     pub max_output_rows: Option<u64>,
+    /// For module workloads: the column of each output table that counts the input rows
+    /// behind each output row. Rows counting fewer than the minimum group size are dropped;
+    /// a table without this column is refused.
+    #[serde(default)]
+    pub count_column: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +145,18 @@ impl Workload {
         }
         for r in &self.output.recipients {
             if !contract.outputs.recipients.iter().any(|x| x.get_ref() == r) {
+                return Err(PolicyError::RecipientNotAllowed {
+                    recipient: r.clone(),
+                });
+            }
+        }
+        for r in &self.output.artifact_recipients {
+            if !contract
+                .outputs
+                .model_recipients
+                .iter()
+                .any(|x| x.get_ref() == r)
+            {
                 return Err(PolicyError::RecipientNotAllowed {
                     recipient: r.clone(),
                 });

@@ -551,3 +551,102 @@ async fn broker_restarted_on_same_database_still_releases() {
     );
     room.stop().await;
 }
+
+/// Replace the room's workload with a training workload of `training-logreg` (the module
+/// stored under `stored` bytes), approved by both owners. Returns the approved digest.
+fn training_workload(
+    room: &Room,
+    stored: impl FnOnce(Vec<u8>) -> Vec<u8>,
+    artifact_recipients: &str,
+) -> String {
+    let bytes = cleanroom_host::guest_build::component("training-logreg").unwrap();
+    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    std::fs::create_dir_all(room.room.join("modules")).unwrap();
+    std::fs::write(
+        room.room.join(format!("modules/{digest}.wasm")),
+        stored(bytes),
+    )
+    .unwrap();
+    let sql = "SELECT CAST(COUNT(*) AS DOUBLE) AS imps, CASE WHEN MAX(c.user_id_hash) IS NULL THEN 0.0 ELSE 1.0 END AS label FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash";
+    std::fs::write(
+        &room.workload,
+        format!(
+            "name = \"train\"\nkind = \"training\"\ninputs = [\"impressions\", \"conversions\"]\nmodule_digest = \"{digest}\"\n\n[parameters]\nsql = \"{sql}\"\nfeatures = [\"imps\"]\nepochs = 50\n\n[output]\nrecipients = [\"advertiser\"]\n{artifact_recipients}"
+        ),
+    )
+    .unwrap();
+    room.approve_all();
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_module_runs_and_seals_weights_to_model_recipient_only() {
+    let room = Room::new(Spec::default()).await;
+    training_workload(&room, |b| b, "artifact_recipients = [\"advertiser\"]\n");
+    let report = room.run().await.expect("module run succeeds");
+    let names: Vec<String> = report
+        .outputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("-metrics.cro")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("-artifact-model.cro")),
+        "{names:?}"
+    );
+    let model = report
+        .outputs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-artifact-model.cro"))
+        .unwrap();
+    let (_, recipients) =
+        cleanroom_host::seal::envelope::inspect(&std::fs::read(model).unwrap()).unwrap();
+    assert_eq!(recipients, ["advertiser"]);
+    let events: Vec<String> = room
+        .audit()
+        .iter()
+        .map(|e| format!("{}:{}", e.event, e.decision))
+        .collect();
+    assert!(events.contains(&"module:ran".to_string()), "{events:?}");
+    room.stop().await;
+}
+
+/// Issue 3, acceptance 3, through the run path: one flipped bit and the module does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_differing_from_approved_digest_by_one_bit_does_not_run() {
+    let room = Room::new(Spec::default()).await;
+    training_workload(
+        &room,
+        |mut b| {
+            let i = b.len() / 2;
+            b[i] ^= 0x01;
+            b
+        },
+        "artifact_recipients = [\"advertiser\"]\n",
+    );
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Module(m) if m.contains("digest")),
+        "{err}"
+    );
+    room.assert_refused("module");
+    room.stop().await;
+}
+
+/// Weights must have an agreed recipient: a module writing an artifact the workload does not
+/// route to a model recipient is refused, and nothing at all is sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_artifact_without_agreed_recipient_is_refused() {
+    let room = Room::new(Spec::default()).await;
+    training_workload(&room, |b| b, "");
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::QueryRefused { reason } if reason.contains("artifact_recipients")),
+        "{err}"
+    );
+    room.assert_refused("guard");
+    room.stop().await;
+}

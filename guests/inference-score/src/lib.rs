@@ -1,8 +1,9 @@
 //! Inference module: scores one view's rows with a logistic-regression model given as an
 //! input artifact (the training module's `model` JSON format).
 //!
-//! Params (JSON): `{"view": "...", "model": "model", "output": "histogram" | "scores",
-//! "buckets": 10, "key": "user_id_hash"}`
+//! Params (JSON): `{"view": "...", "sql": null, "model": "model", "output": "histogram" |
+//! "scores", "buckets": 10, "key": "user_id_hash"}`. Rows come from `view`, or from `sql`
+//! answered by the host engine over the same views (for features that are aggregates).
 //!
 //! `histogram` (the default) writes table `score_histogram(bucket int64, low float64,
 //! high float64, rows int64)` over [0, 1); `scores` writes table `scores(key utf8,
@@ -11,14 +12,18 @@
 
 use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
 use cleanroom_guest::{
-    Error, arc, batch, floats, inference, input, output, read_view, strings, write_table,
+    Error, arc, batch, floats, inference, input, output, query_sql, read_view, strings,
+    write_table,
 };
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    view: String,
+    #[serde(default)]
+    view: Option<String>,
+    #[serde(default)]
+    sql: Option<String>,
     #[serde(default = "default_model")]
     model: String,
     #[serde(default = "default_output")]
@@ -71,7 +76,11 @@ impl inference::Guest for Scorer {
         {
             return Err("unsupported or inconsistent model".into());
         }
-        let (_, batches) = read_view(&p.view)?;
+        let (_, batches) = match (&p.view, &p.sql) {
+            (Some(v), None) => read_view(v)?,
+            (None, Some(q)) => query_sql(q)?,
+            _ => return Err("give exactly one of `view` and `sql`".into()),
+        };
         let mut keys = Vec::new();
         let mut scores = Vec::new();
         for b in &batches {
@@ -114,7 +123,8 @@ impl inference::Guest for Scorer {
                     let i = ((s * p.buckets as f64) as usize).min(p.buckets - 1);
                     counts[i] += 1;
                 }
-                let w = 1.0 / p.buckets as f64;
+                // i / n, not i * (1 / n): exact for tenths, so bounds print as 0.3, not 0.30000000000000004.
+                let n_buckets = p.buckets as f64;
                 let out = batch(vec![
                     (
                         "bucket",
@@ -123,13 +133,13 @@ impl inference::Guest for Scorer {
                     (
                         "low",
                         arc(Float64Array::from_iter_values(
-                            (0..p.buckets).map(|i| i as f64 * w),
+                            (0..p.buckets).map(|i| i as f64 / n_buckets),
                         )),
                     ),
                     (
                         "high",
                         arc(Float64Array::from_iter_values(
-                            (1..=p.buckets).map(|i| i as f64 * w),
+                            (1..=p.buckets).map(|i| i as f64 / n_buckets),
                         )),
                     ),
                     ("rows", arc(Int64Array::from(counts))),

@@ -131,6 +131,12 @@ pub fn seal(
     let ds = dataset(contract, name, contract_path)?;
     let key = key.unwrap_or_else(DataKey::generate);
     let (sealed, rows) = match ds.format {
+        DataFormat::File => {
+            let plain = zeroize::Zeroizing::new(fsutil::read_file(input)?);
+            let mut sealed = Vec::with_capacity(plain.len() + plain.len() / 1000 + 256);
+            stream::seal(&key, name, segment_size, &mut &plain[..], &mut sealed)?;
+            (sealed, 0)
+        }
         DataFormat::Csv | DataFormat::Json => {
             let plain = zeroize::Zeroizing::new(fsutil::read_file(input)?);
             let batches =
@@ -219,6 +225,15 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
             let (k, _) = keyfile::read(key)?;
             let sealed = fsutil::read_file(input)?;
             let (plain, rows) = match ds.format {
+                DataFormat::File => {
+                    let plain = stream::open(&k, Some(name), &sealed).map_err(|source| {
+                        crate::error::HostError::Sealed {
+                            path: input.display().to_string(),
+                            source,
+                        }
+                    })?;
+                    (plain.to_vec(), 0)
+                }
                 DataFormat::Csv | DataFormat::Json => {
                     let plain = stream::open(&k, Some(name), &sealed).map_err(|source| {
                         crate::error::HostError::Sealed {

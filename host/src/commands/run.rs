@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// sets as HOST_DATA / MRCONFIGID). Default: the digest of --contract.
     #[arg(long, value_name = "HEX")]
     pub sim_launch_digest: Option<String>,
+    /// The Wasm component of a module workload (its SHA-256 must equal the workload's
+    /// module_digest). Default: DIR/modules/<digest>.wasm.
+    #[arg(long, value_name = "FILE")]
+    pub module: Option<PathBuf>,
     /// Memory the query engine may use, in bytes.
     #[arg(long, default_value_t = DEFAULT_MEMORY_LIMIT)]
     pub memory_limit: usize,
@@ -94,6 +98,7 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
         data_dir: args.data.clone().unwrap_or_else(|| args.dir.clone()),
         evidence: evidence_source(args)?,
         memory_limit: args.memory_limit,
+        module: args.module.clone(),
     })
 }
 
@@ -112,12 +117,14 @@ pub fn print_report(out: &mut dyn std::io::Write, r: &RunReport) -> std::io::Res
         "  guard: {} groups below the minimum size dropped; {} rows released",
         r.groups_dropped, r.rows
     )?;
-    writeln!(
-        out,
-        "  output sealed to {}: {}",
-        r.recipients.join(", "),
-        r.output.display()
-    )?;
+    for o in &r.outputs {
+        writeln!(
+            out,
+            "  sealed to {}: {}",
+            r.recipients.join(", "),
+            o.display()
+        )?;
+    }
     let phases: Vec<String> = r
         .phases
         .iter()

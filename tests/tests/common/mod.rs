@@ -183,6 +183,7 @@ impl Room {
             data_dir: self.room.clone(),
             evidence: Arc::new(source),
             memory_limit: 1 << 30,
+            module: None,
         }
     }
 
