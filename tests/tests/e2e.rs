@@ -650,3 +650,37 @@ async fn module_artifact_without_agreed_recipient_is_refused() {
     room.assert_refused("guard");
     room.stop().await;
 }
+
+/// Issue 3, acceptance 2, through the run path: a hostile module is stopped, its failure is
+/// audited by name, nothing is sealed, and the room's next run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_module_is_stopped_audited_and_next_run_succeeds() {
+    let room = Room::new(Spec::default()).await;
+    let bytes = cleanroom_host::guest_build::component("hostile_memory_bomb").unwrap();
+    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    std::fs::create_dir_all(room.room.join("modules")).unwrap();
+    std::fs::write(room.room.join(format!("modules/{digest}.wasm")), bytes).unwrap();
+    let sql_workload = std::fs::read_to_string(&room.workload).unwrap();
+    std::fs::write(
+        &room.workload,
+        format!(
+            "name = \"bomb\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\ncount_column = \"n\"\n"
+        ),
+    )
+    .unwrap();
+    room.approve_all();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Module(m) if m.contains("memory")),
+        "{err}"
+    );
+    let reason = room.assert_refused("module");
+    assert!(reason.contains("memory"), "{reason}");
+
+    std::fs::write(&room.workload, sql_workload).unwrap();
+    std::fs::remove_file(&room.approvals).unwrap();
+    room.approve_all();
+    room.run().await.expect("the next run succeeds");
+    assert_eq!(room.outputs().len(), 1);
+    room.stop().await;
+}
