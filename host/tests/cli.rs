@@ -486,6 +486,21 @@ recipients = ["bob"]
         &p("keys/alice.enc.key"),
     ]);
     assert_clean_failure(&o, 2, "not among this output's recipients");
+    // A member verifies the run's evidence against the contract.
+    let bundle = std::fs::read_dir(d.path().join("room/evidence"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let v = ok(&[
+        "attest",
+        "verify",
+        bundle.to_str().unwrap(),
+        "--policy",
+        &p("room/contract.toml"),
+    ]);
+    assert!(v.starts_with("VERIFIED sim evidence"), "{v}");
     let v = ok(&["audit", "verify", "--log", &p("room/audit.jsonl")]);
     assert!(v.starts_with("audit log verified: "), "{v}");
     let events = ok(&[
@@ -501,4 +516,195 @@ recipients = ["bob"]
         "{events}"
     );
     drop(brokers);
+}
+
+// ---- Attestation vectors through the CLI (issue 4, acceptance 1 and 3) ----
+
+fn vector(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../attest/tests/data")
+        .join(p)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn verify_ok(args: &[&str], platform: &str) -> String {
+    let o = cleanroom(args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    assert!(
+        out.starts_with(&format!("VERIFIED {platform} evidence")),
+        "{out}"
+    );
+    out
+}
+
+#[test]
+fn cli_verifies_milan_snp_report_against_amd_roots() {
+    let report = vector("snp-milan/report.hex");
+    let vcek = vector("snp-milan/vcek.der");
+    let out = verify_ok(
+        &[
+            "attest",
+            "verify",
+            "--platform",
+            "snp",
+            "--report",
+            &report,
+            "--vcek",
+            &vcek,
+        ],
+        "snp",
+    );
+    assert!(
+        out.contains("generation:   Milan") && out.contains("signing_key:  VCEK"),
+        "{out}"
+    );
+}
+
+/// A VLEK chain: VLEK (converted to PEM) plus the Milan ASVK and ARK.
+fn vlek_chain(dir: &Path) -> String {
+    use base64::Engine;
+    let der = std::fs::read(vector("snp-vlek/vlek.der")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
+    let chain = dir.join("vlek-chain.pem");
+    std::fs::write(
+        &chain,
+        pem + &std::fs::read_to_string(vector("snp-vlek/milan_ask_ark_asvk.pem")).unwrap(),
+    )
+    .unwrap();
+    chain.to_str().unwrap().to_string()
+}
+
+#[test]
+fn cli_refuses_expired_vlek_at_real_clock_and_accepts_it_inside_validity() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = vlek_chain(d.path());
+    let report = vector("snp-vlek/report.bin");
+    let args = [
+        "attest",
+        "verify",
+        "--platform",
+        "snp",
+        "--report",
+        &report,
+        "--chain",
+        &chain,
+    ];
+    assert_clean_failure(&cleanroom(&args), 1, "expired");
+    let mut at = args.to_vec();
+    at.extend(["--at", "2025-06-01T00:00:00Z"]);
+    let out = verify_ok(&at, "snp");
+    assert!(
+        out.contains("signing_key:  VLEK") && out.contains("vmpl:         1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cli_tdx_v4_is_up_to_date_inside_its_window_and_expired_now() {
+    let (q, c) = (vector("tdx-v4/quote.bin"), vector("tdx-v4/collateral.json"));
+    let args = [
+        "attest",
+        "verify",
+        "--platform",
+        "tdx",
+        "--quote",
+        &q,
+        "--collateral",
+        &c,
+    ];
+    assert_clean_failure(&cleanroom(&args), 1, "expired");
+    let mut at = args.to_vec();
+    at.extend(["--at", "2025-07-01T00:00:00Z"]);
+    assert!(verify_ok(&at, "tdx").contains("UpToDate"));
+}
+
+#[test]
+fn cli_tdx_outdated_quote_matches_no_tcb_level() {
+    let (q, c) = (
+        vector("tdx-outdated/quote.bin"),
+        vector("tdx-outdated/collateral.json"),
+    );
+    let o = cleanroom(&[
+        "attest",
+        "verify",
+        "--platform",
+        "tdx",
+        "--quote",
+        &q,
+        "--collateral",
+        &c,
+        "--at",
+        "2026-03-01T00:00:00Z",
+    ]);
+    assert_clean_failure(&o, 1, "no TCB level");
+}
+
+#[test]
+fn cli_verifies_azure_snp_hcl_report() {
+    let (h, c) = (
+        vector("snp-azure-hcl/hcl-report.bin"),
+        vector("snp-azure-hcl/vcek_ask_ark.pem"),
+    );
+    verify_ok(
+        &[
+            "attest",
+            "verify",
+            "--platform",
+            "azure-snp",
+            "--hcl-report",
+            &h,
+            "--chain",
+            &c,
+        ],
+        "azure-snp",
+    );
+}
+
+#[test]
+fn cli_measure_snp_reproduces_known_launch_digests() {
+    let d = tempfile::tempdir().unwrap();
+    let empty = d.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let e = empty.to_str().unwrap();
+    let ovmf = vector("snp-measurement/ovmf_AmdSev_suffix.bin");
+    for (features, digest) in [
+        (
+            "0x1",
+            "ddc5224521617a536ee7ce9dd6224d1b58a8d4fda1c741f3ac99fc4bfa04ba6e9fc98646d4a07a9079397fa3852819b5",
+        ),
+        (
+            "0x21",
+            "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198",
+        ),
+    ] {
+        let out = ok(&[
+            "measure",
+            "snp",
+            "--ovmf",
+            &ovmf,
+            "--kernel",
+            e,
+            "--initrd",
+            e,
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC-v4",
+            "--guest-features",
+            features,
+        ]);
+        assert!(out.contains(digest), "{features}: {out}");
+    }
 }

@@ -277,7 +277,7 @@ fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let bundle = bundle_from_args(args)?;
     let at = verification_time(args.at.as_deref())?;
     let seen = cleanroom_attest::inspect_unverified(&bundle)
-        .map_err(|e| anyhow!("attestation refused: {e}"))?;
+        .map_err(crate::error::HostError::Attestation)?;
     let mut not_checked: Vec<&str> = Vec::new();
 
     let refs = match &args.policy {
@@ -351,7 +351,7 @@ fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
         at,
     )
-    .map_err(|e| anyhow!("attestation refused: {e}"))?;
+    .map_err(crate::error::HostError::Attestation)?;
     print_claims(&verified, at, &not_checked, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
