@@ -138,8 +138,18 @@ pub(crate) async fn run_module(
         ctx: eng.context(),
         handle: tokio::runtime::Handle::current(),
     });
+    let l = &sealer.contract.sandbox;
+    let d = Limits::default();
+    let limits = Limits {
+        memory_bytes: l.memory_bytes.map_or(d.memory_bytes, |v| v as usize),
+        deadline: l
+            .deadline_ms
+            .map_or(d.deadline, std::time::Duration::from_millis),
+        output_bytes: l.output_bytes.map_or(d.output_bytes, |v| v as usize),
+        log_bytes: l.log_bytes.map_or(d.log_bytes, |v| v as usize),
+    };
     let (result, log) = tokio::task::spawn_blocking(move || {
-        sandbox.run_logged(&loaded, inputs, Limits::default(), Some(query))
+        sandbox.run_logged(&loaded, inputs, limits, Some(query))
     })
     .await
     .map_err(|_| HostError::Module("the sandbox thread failed".into()))?;

@@ -35,6 +35,23 @@ pub struct Contract {
     pub outputs: Outputs,
     #[serde(default)]
     pub guards: ContractGuards,
+    /// Limits on module runs; absent fields take the sandbox defaults.
+    #[serde(default)]
+    pub sandbox: SandboxLimits,
+}
+
+/// Per-run limits on Wasm modules (absent: the host's safe defaults).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxLimits {
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    #[serde(default)]
+    pub log_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

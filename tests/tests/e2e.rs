@@ -684,3 +684,34 @@ async fn hostile_module_is_stopped_audited_and_next_run_succeeds() {
     assert_eq!(room.outputs().len(), 1);
     room.stop().await;
 }
+
+/// The contract's `[sandbox]` limits apply to module runs: a 300 ms deadline stops an
+/// infinite loop (the default is 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_deadline_stops_an_infinite_loop() {
+    let spec = Spec {
+        edit_contract: Box::new(|t| format!("{t}\n[sandbox]\ndeadline_ms = 300\n")),
+        ..Spec::default()
+    };
+    let room = Room::new(spec).await;
+    let bytes = cleanroom_host::guest_build::component("hostile_infinite_loop").unwrap();
+    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    std::fs::create_dir_all(room.room.join("modules")).unwrap();
+    std::fs::write(room.room.join(format!("modules/{digest}.wasm")), bytes).unwrap();
+    std::fs::write(
+        &room.workload,
+        format!(
+            "name = \"spin\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\ncount_column = \"n\"\n"
+        ),
+    )
+    .unwrap();
+    room.approve_all();
+    let err = room.run().await.unwrap_err();
+    // The error names the deadline in force: the contract's, not the 30 s default.
+    assert!(
+        matches!(&err, HostError::Module(m) if m.contains("deadline of 300 ms")),
+        "{err}"
+    );
+    room.assert_refused("module");
+    room.stop().await;
+}
