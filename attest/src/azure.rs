@@ -238,15 +238,8 @@ pub(crate) fn verify_snp_bundle(
     refs: &SnpReference,
     at_unix: u64,
 ) -> Result<Claims, AttestError> {
-    let raw = B64
-        .decode(&bundle.report)
-        .map_err(|_| malformed("HCL report is not base64"))?;
-    let entries: Vec<Vec<u8>> = bundle
-        .cert_chain
-        .iter()
-        .map(|c| c.as_bytes().to_vec())
-        .collect();
-    let certs = crate::snp::parse_certificates(&entries)?;
+    let raw = bundle.report_bytes("HCL report")?;
+    let certs = crate::snp::bundle_certificates(bundle)?;
     verify_snp_hcl(&raw, &certs, refs, at_unix)
 }
 
@@ -255,9 +248,7 @@ pub(crate) fn verify_tdx_bundle(
     refs: &TdxReference,
     at_unix: u64,
 ) -> Result<Claims, AttestError> {
-    let raw = B64
-        .decode(&bundle.report)
-        .map_err(|_| malformed("HCL report is not base64"))?;
+    let raw = bundle.report_bytes("HCL report")?;
     let quote = bundle
         .td_quote
         .as_ref()

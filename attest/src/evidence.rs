@@ -75,6 +75,18 @@ pub struct EvidenceBundle {
     pub contract_digest: Option<String>,
 }
 
+impl EvidenceBundle {
+    /// The raw report / quote / HCL report bytes; `what` names it in the error.
+    pub(crate) fn report_bytes(&self, what: &str) -> Result<Vec<u8>, AttestError> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.report)
+            .map_err(|_| AttestError::Malformed {
+                what: format!("{what} is not base64"),
+            })
+    }
+}
+
 /// Reference values: what a verifier accepts. Built by the host from a contract.
 ///
 /// The `Default` refuses everything: no platform is allowed and every allowed-value list is

@@ -21,8 +21,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use der::asn1::{Ia5StringRef, ObjectIdentifier, OctetStringRef};
 use der::{Decode, DecodePem};
 use p384::ecdsa::signature::hazmat::PrehashVerifier;
@@ -617,16 +615,26 @@ pub(crate) fn verify_bundle(
     refs: &SnpReference,
     at_unix: u64,
 ) -> Result<Claims, AttestError> {
-    let raw = B64
-        .decode(&bundle.report)
-        .map_err(|_| malformed("SNP report is not base64"))?;
+    let raw = bundle.report_bytes("SNP report")?;
+    verify_report_bytes(
+        &raw,
+        &bundle_certificates(bundle)?,
+        refs,
+        at_unix,
+        Platform::Snp,
+    )
+}
+
+/// The certificates a bundle carries (PEM entries of `cert_chain`).
+pub(crate) fn bundle_certificates(
+    bundle: &EvidenceBundle,
+) -> Result<Vec<Certificate>, AttestError> {
     let entries: Vec<Vec<u8>> = bundle
         .cert_chain
         .iter()
         .map(|c| c.as_bytes().to_vec())
         .collect();
-    let certs = parse_certificates(&entries)?;
-    verify_report_bytes(&raw, &certs, refs, at_unix, Platform::Snp)
+    parse_certificates(&entries)
 }
 
 #[cfg(test)]

@@ -17,8 +17,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use dcap_qvl::QuoteCollateralV3;
 use dcap_qvl::quote::{Quote, TDReport10};
 use dcap_qvl::verify::QuoteVerifier;
@@ -313,9 +311,7 @@ pub(crate) fn verify_bundle(
     refs: &TdxReference,
     at_unix: u64,
 ) -> Result<Claims, AttestError> {
-    let raw = B64
-        .decode(&bundle.report)
-        .map_err(|_| malformed("TDX quote is not base64"))?;
+    let raw = bundle.report_bytes("TDX quote")?;
     let collateral = bundle
         .collateral
         .as_ref()

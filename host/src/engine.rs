@@ -262,6 +262,9 @@ impl Engine {
                     .expect("valid"),
             )
         });
+        // The allowed columns are in memory now: drop the staged encrypted file (the whole
+        // file, disallowed columns included) instead of holding it for the rest of the run.
+        let _ = self.ctx.runtime_env().deregister_object_store(&url);
         let table =
             MemTable::try_new(schema, vec![batches]).map_err(|e| HostError::QueryRefused {
                 reason: e.to_string(),
