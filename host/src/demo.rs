@@ -140,6 +140,8 @@ allowed_fields = ["user_id_hash", "campaign", "ts", "site"]
 location = "data/impressions.parquet.sealed"
 key = {{ broker = "{publisher_kbs}", resource = "publisher/dataset/impressions" }}
 min_rows = 1000
+# Per-row results about the publisher's users (e.g. a score per user) may go to the publisher.
+row_recipients = ["publisher"]
 
 [[datasets]]
 name = "conversions"
@@ -163,6 +165,8 @@ owner = "advertiser"
 format = "file"
 location = "data/conversion-model.sealed"
 key = {{ broker = "{advertiser_kbs}", resource = "advertiser/model/conversion-model" }}
+# The advertiser lets its model score the publisher's audience, scores to the publisher.
+row_recipients = ["publisher"]
 
 [attestation]
 # This machine has no SEV-SNP or TDX: the demo uses the simulated platform. INSECURE.
@@ -179,7 +183,7 @@ model_recipients = ["advertiser"]
 
 [guards]
 min_group_size = 50
-max_output_rows = 1000
+max_output_rows = 100000
 "#,
         members = members.join("\n")
     )
@@ -265,18 +269,114 @@ fn module_workload(
     )
 }
 
-/// Steps 8 and 9: train a model on the joined data (weights to the advertiser only), then
-/// score the publisher's audience with it (a guarded histogram to the publisher).
-#[allow(clippy::too_many_arguments)]
+/// The members as the demo plays them: where their keys are, the signed contract, the room.
+struct Parties<'a> {
+    room: &'a Path,
+    pubd: &'a Path,
+    advd: &'a Path,
+    contract: &'a Path,
+    sigs: &'a Path,
+}
+
+impl Parties<'_> {
+    fn sign_key(&self, member: &str) -> std::path::PathBuf {
+        let d = if member == "publisher" {
+            self.pubd
+        } else {
+            self.advd
+        };
+        d.join(format!("keys/{member}.sign.key"))
+    }
+
+    /// The advertiser (the contract's only proposer) proposes the workload written to
+    /// `ROOM/<file>`, a module through `module publish` (which checks and stores the
+    /// component); both owners approve the proposal. Returns the run configuration.
+    fn propose_and_approve(
+        &self,
+        file: &str,
+        text: &str,
+        component: Option<&[u8]>,
+        base: &RunConfig,
+    ) -> anyhow::Result<RunConfig> {
+        let w = self.room.join(file);
+        fsutil::write_file_atomic(&w, text.as_bytes(), false)?;
+        let proposal = workload_cmd::default_proposal(&w);
+        let advertiser = self.sign_key("advertiser");
+        match component {
+            Some(bytes) => {
+                crate::commands::module::publish(
+                    bytes,
+                    self.contract,
+                    self.sigs,
+                    &w,
+                    &advertiser,
+                    &proposal,
+                    Some(self.room),
+                )?;
+            }
+            None => {
+                workload_cmd::propose(self.contract, self.sigs, &w, &advertiser, None, &proposal)?;
+            }
+        }
+        let approvals = workload_cmd::default_approvals(&w);
+        for name in ["publisher", "advertiser"] {
+            workload_cmd::approve(
+                self.contract,
+                self.sigs,
+                &w,
+                &self.sign_key(name),
+                Some(&proposal),
+                &approvals,
+            )?;
+        }
+        Ok(RunConfig {
+            workload: w,
+            approvals,
+            proposal,
+            ..base.clone()
+        })
+    }
+
+    /// [`Self::propose_and_approve`], then the room runs it.
+    async fn propose_approve_run(
+        &self,
+        file: &str,
+        text: &str,
+        component: Option<&[u8]>,
+        base: &RunConfig,
+    ) -> anyhow::Result<crate::run::RunReport> {
+        let cfg = self.propose_and_approve(file, text, component, base)?;
+        Ok(run_workload(&cfg).await?)
+    }
+}
+
+/// Open the output of `report` whose file name ends with `suffix`, as `member`.
+fn open_output(
+    report: &crate::run::RunReport,
+    suffix: &str,
+    member: &str,
+    dir: &Path,
+) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let path = report
+        .outputs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .with_context(|| format!("no output *{suffix}"))?;
+    let sk = keys::encryption_key(&dir.join(format!("keys/{member}.enc.key")))?;
+    Ok(crate::seal::envelope::open(&fsutil::read_file(path)?, member, &sk)?.1)
+}
+
+/// Steps 8 to 10: train a model on the joined data (weights to the advertiser only), score
+/// the publisher's audience with it (a guarded histogram to the publisher), then per-user
+/// scores to the publisher, which both owners allowed in the contract (`row_recipients`).
 async fn module_steps(
     out: &mut dyn Write,
-    room: &Path,
-    pubd: &Path,
-    advd: &Path,
-    contract: &Path,
-    sigs: &Path,
+    parties: &Parties<'_>,
     base: &RunConfig,
 ) -> anyhow::Result<()> {
+    let Parties {
+        room, pubd, advd, ..
+    } = *parties;
     step(
         out,
         8,
@@ -295,72 +395,31 @@ async fn module_steps(
             return Ok(());
         }
     };
-    let approve_both = |w: &Path| -> anyhow::Result<std::path::PathBuf> {
-        let approvals = workload_cmd::default_approvals(w);
-        for (name, d) in [("publisher", pubd), ("advertiser", advd)] {
-            workload_cmd::approve(
-                contract,
-                sigs,
-                w,
-                &d.join(format!("keys/{name}.sign.key")),
-                &approvals,
-            )?;
-        }
-        Ok(approvals)
-    };
-    let store_module = |bytes: &[u8]| -> anyhow::Result<String> {
-        let digest = crate::sandbox::digest_hex(bytes);
-        fsutil::write_file_atomic(&room.join(format!("modules/{digest}.wasm")), bytes, false)?;
-        Ok(digest)
-    };
 
-    let t_digest = store_module(&training)?;
-    let w = room.join("training.toml");
+    let t_digest = crate::sandbox::digest_hex(&training);
     let label_sql = format!(
         "{FEATURES_SQL}, CASE WHEN MAX(c.user_id_hash) IS NULL THEN 0.0 ELSE 1.0 END AS label \
 FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c \
 ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     );
-    fsutil::write_file_atomic(
-        &w,
-        module_workload(
-            "conversion-model-training",
-            "training",
-            r#"["impressions", "conversions"]"#,
-            &t_digest,
-            &format!("sql = \"{label_sql}\"\nfeatures = [\"imps\", \"sites\"]\nepochs = 300\n"),
-            "recipients = [\"advertiser\"]\nartifact_recipients = [\"advertiser\"]\n",
-        )
-        .as_bytes(),
-        false,
-    )?;
-    let approvals = approve_both(&w)?;
-    let cfg = RunConfig {
-        workload: w,
-        approvals,
-        ..base.clone()
-    };
-    let report = run_workload(&cfg).await?;
+    let text = module_workload(
+        "conversion-model-training",
+        "training",
+        r#"["impressions", "conversions"]"#,
+        &t_digest,
+        &format!("sql = \"{label_sql}\"\nfeatures = [\"imps\", \"sites\"]\nepochs = 300\n"),
+        "recipients = [\"advertiser\"]\nartifact_recipients = [\"advertiser\"]\n",
+    );
+    let report = parties
+        .propose_approve_run("training.toml", &text, Some(&training), base)
+        .await?;
     writeln!(
         out,
-        "    module {}... ran; approved by both owners",
+        "    the advertiser published module {}... (imports checked) and proposed the workload; both owners approved; the room ran it",
         &t_digest[..16]
     )?;
-    let sk = keys::encryption_key(&advd.join("keys/advertiser.enc.key"))?;
-    let find = |suffix: &str| {
-        report
-            .outputs
-            .iter()
-            .find(|p| p.to_string_lossy().ends_with(suffix))
-            .cloned()
-            .with_context(|| format!("no output *{suffix}"))
-    };
-    let (_, metrics) = crate::seal::envelope::open(
-        &fsutil::read_file(&find("-metrics.cro")?)?,
-        "advertiser",
-        &sk,
-    )?;
-    let metrics: std::collections::BTreeMap<String, f64> = serde_json::from_slice(&metrics)?;
+    let metrics: std::collections::BTreeMap<String, f64> =
+        serde_json::from_slice(&open_output(&report, "-metrics.cro", "advertiser", advd)?)?;
     writeln!(
         out,
         "    the advertiser opens the metrics: {} users, accuracy {:.3}, loss {:.3}",
@@ -368,11 +427,7 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
         metrics.get("accuracy").copied().unwrap_or(0.0),
         metrics.get("loss").copied().unwrap_or(0.0)
     )?;
-    let (_, model) = crate::seal::envelope::open(
-        &fsutil::read_file(&find("-artifact-model.cro")?)?,
-        "advertiser",
-        &sk,
-    )?;
+    let model = open_output(&report, "-artifact-model.cro", "advertiser", advd)?;
     writeln!(
         out,
         "    and the model weights ({} bytes of JSON), sealed to it alone",
@@ -387,14 +442,14 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     // The advertiser seals its model as a dataset of the contract and registers its key.
     let model_plain = advd.join("conversion-model.json");
     fsutil::write_file_atomic(&model_plain, &model, true)?;
-    let parsed = crate::run::load_signed_contract(contract, sigs)?
+    let parsed = crate::run::load_signed_contract(parties.contract, parties.sigs)?
         .0
         .contract()
         .clone();
     let model_key = advd.join("conversion-model.key");
     let (k, _) = dataset::seal(
         &parsed,
-        contract,
+        parties.contract,
         "conversion-model",
         &model_plain,
         &room.join("data/conversion-model.sealed"),
@@ -404,51 +459,70 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     crate::seal::keyfile::write(&model_key, &k, "conversion-model")?;
     std::fs::remove_file(&model_plain)?;
     let store = kbs_cmd::open_store(&advd.join("kbs.db"), &advd.join("kbs.master-key"))?;
-    kbs_cmd::put(&store, contract, sigs, "conversion-model", &model_key)?;
+    kbs_cmd::put(
+        &store,
+        parties.contract,
+        parties.sigs,
+        "conversion-model",
+        &model_key,
+    )?;
     writeln!(
         out,
         "    the advertiser sealed its model as dataset `conversion-model` and registered its key"
     )?;
 
-    let i_digest = store_module(&inference)?;
-    let w = room.join("inference.toml");
+    let i_digest = crate::sandbox::digest_hex(&inference);
     let score_sql = format!("{FEATURES_SQL} FROM impressions i GROUP BY i.user_id_hash");
-    fsutil::write_file_atomic(
-        &w,
+    let inference_workload = |name: &str, params: &str, tail: &str| {
         format!(
-            "{}\n[guards]\nmin_group_size = 50\ncount_column = \"rows\"\n",
+            "{}{tail}",
             module_workload(
-                "audience-scoring",
+                name,
                 "inference",
                 r#"["impressions", "conversion-model"]"#,
                 &i_digest,
-                &format!("sql = \"{score_sql}\"\nmodel = \"conversion-model\"\noutput = \"histogram\"\nbuckets = 10\n"),
+                &format!("sql = \"{score_sql}\"\nmodel = \"conversion-model\"\n{params}"),
                 "recipients = [\"publisher\"]\n",
             )
         )
-        .as_bytes(),
-        false,
-    )?;
-    let approvals = approve_both(&w)?;
-    let cfg = RunConfig {
-        workload: w,
-        approvals,
-        ..base.clone()
     };
-    let report = run_workload(&cfg).await?;
-    let hist = report
-        .outputs
-        .iter()
-        .find(|p| p.to_string_lossy().contains("-table-"))
-        .context("no histogram output")?;
-    let sk = keys::encryption_key(&pubd.join("keys/publisher.enc.key"))?;
-    let (_, content) = crate::seal::envelope::open(&fsutil::read_file(hist)?, "publisher", &sk)?;
+    let text = inference_workload(
+        "audience-scoring",
+        "output = \"histogram\"\nbuckets = 10\n",
+        "\n[guards]\nmin_group_size = 50\ncount_column = \"rows\"\n",
+    );
+    let report = parties
+        .propose_approve_run("inference.toml", &text, Some(&inference), base)
+        .await?;
+    let content = open_output(&report, "-table-score_histogram.cro", "publisher", pubd)?;
     writeln!(
         out,
         "    the publisher opens the score histogram ({} buckets under 50 users dropped):",
         report.groups_dropped
     )?;
     print_table(out, &String::from_utf8_lossy(&content))?;
+
+    step(
+        out,
+        10,
+        "Per-user scores: both owners listed the publisher in `row_recipients`, so a row-level scoring run may send it one score per user",
+    )?;
+    let text = inference_workload(
+        "audience-scores-per-user",
+        "output = \"scores\"\nkey = \"user_id_hash\"\n",
+        "row_level = true\n",
+    );
+    let report = parties
+        .propose_approve_run("scores.toml", &text, Some(&inference), base)
+        .await?;
+    let content = open_output(&report, "-table-scores.cro", "publisher", pubd)?;
+    let content = String::from_utf8_lossy(&content);
+    writeln!(
+        out,
+        "    the publisher opens {} per-user scores (first 5 shown); the advertiser receives none:",
+        report.rows
+    )?;
+    print_table(out, &content.lines().take(6).collect::<Vec<_>>().join("\n"))?;
     Ok(())
 }
 
@@ -629,37 +703,21 @@ pub async fn scenario(
     step(
         out,
         5,
-        "The advertiser proposes the query; both owners approve its exact digest",
+        "The advertiser proposes the query (a signed proposal); both owners check it and approve its exact digest",
     )?;
-    let workload = room.join("workload.toml");
-    let wtext = workload_text(DEMO_SQL);
-    fsutil::write_file_atomic(&workload, wtext.as_bytes(), false)?;
-    let approvals = workload_cmd::default_approvals(&workload);
-    for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
-        workload_cmd::approve(
-            &contract,
-            &sigs,
-            &workload,
-            &d.join(format!("keys/{name}.sign.key")),
-            &approvals,
-        )?;
-    }
-    writeln!(
-        out,
-        "    workload digest {} approved by publisher and advertiser",
-        crate::run::load_workload(&workload)?.digest().hex()
-    )?;
-
-    step(
-        out,
-        6,
-        "The room attests itself, gets both keys from the brokers, runs the query, applies the guards, seals the result",
-    )?;
-    let cfg = RunConfig {
+    let parties = Parties {
+        room: &room,
+        pubd: &pubd,
+        advd: &advd,
+        contract: &contract,
+        sigs: &sigs,
+    };
+    let base = RunConfig {
         contract: contract.clone(),
         contract_sigs: sigs.clone(),
-        workload: workload.clone(),
-        approvals: approvals.clone(),
+        workload: room.join("workload.toml"),
+        approvals: room.join("workload.toml.approvals"),
+        proposal: room.join("workload.toml.proposal"),
         room_dir: room.clone(),
         data_dir: room.clone(),
         evidence: Arc::new(SimSource {
@@ -669,6 +727,19 @@ pub async fn scenario(
         memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
         module: None,
     };
+    let cfg =
+        parties.propose_and_approve("workload.toml", &workload_text(DEMO_SQL), None, &base)?;
+    writeln!(
+        out,
+        "    workload digest {} proposed by the advertiser, approved by publisher and advertiser",
+        crate::run::load_workload(&cfg.workload)?.digest().hex()
+    )?;
+
+    step(
+        out,
+        6,
+        "The room attests itself, gets both keys from the brokers, runs the query, applies the guards, seals the result",
+    )?;
     let report = run_workload(&cfg).await?;
     crate::commands::run::print_report(out, &report)?;
 
@@ -693,9 +764,9 @@ pub async fn scenario(
     )?;
     print_table(out, &String::from_utf8_lossy(&content))?;
 
-    module_steps(out, &room, &pubd, &advd, &contract, &sigs, &cfg).await?;
+    module_steps(out, &parties, &cfg).await?;
 
-    step(out, 10, "Anyone verifies the audit log")?;
+    step(out, 11, "Anyone verifies the audit log")?;
     let log = room.join(audit::LOG_FILE);
     let s = audit::verify_bytes(&fsutil::read_file(&log)?, &log.display().to_string())?;
     writeln!(

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use cleanroom_policy::Workload;
 use cleanroom_policy::guards::EffectiveGuards;
-use cleanroom_policy::workload::WorkloadKind;
 use datafusion::prelude::SessionContext;
 
 use crate::engine::{self, Engine};
@@ -42,14 +41,6 @@ impl HostQuery for EngineQuery {
     fn query(&self, sql: &str) -> std::result::Result<Vec<arrow::array::RecordBatch>, String> {
         // Called from the sandbox's blocking thread, never from a runtime worker.
         self.handle.block_on(Engine::module_query(&self.ctx, sql))
-    }
-}
-
-fn world_of(kind: WorkloadKind) -> World {
-    match kind {
-        WorkloadKind::Query => World::Query,
-        WorkloadKind::Training => World::Training,
-        WorkloadKind::Inference => World::Inference,
     }
 }
 
@@ -108,7 +99,7 @@ pub(crate) async fn run_module(
         Err(e) => return ctx.refuse("module", &subject, HostError::Module(describe(&e))),
     };
     drop(bytes);
-    let want = world_of(workload.kind);
+    let want = World::from(workload.kind);
     if loaded.world() != want {
         return ctx.refuse(
             "module",
@@ -212,28 +203,34 @@ pub(crate) async fn run_module(
             },
         );
     }
+    let row_level = workload.output.row_level;
     let mut tables = Vec::new();
     let (mut rows, mut dropped) = (0u64, 0u64);
     for (name, view) in out.tables {
         if let Err(e) = safe_name("table", &name) {
             return ctx.refuse("guard", &subject, e);
         }
-        let Some(col) = &workload.guards.count_column else {
-            return ctx.refuse(
-                "guard",
-                &subject,
-                HostError::QueryRefused {
-                    reason: format!(
-                        "module wrote table `{name}` but the workload sets no guards.count_column"
-                    ),
-                },
-            );
-        };
-        let (batches, d) =
+        let (batches, d) = if row_level {
+            // Per-row output: the policy checked that every input's owner named every
+            // recipient in its row_recipients; no group guard, the row cap still holds.
+            (view.batches, 0)
+        } else {
+            let Some(col) = &workload.guards.count_column else {
+                return ctx.refuse(
+                    "guard",
+                    &subject,
+                    HostError::QueryRefused {
+                        reason: format!(
+                            "module wrote table `{name}` but the workload sets no guards.count_column"
+                        ),
+                    },
+                );
+            };
             match guards::drop_small_groups(view.batches, col, g.min_group_size, false) {
                 Ok(x) => x,
                 Err(e) => return ctx.refuse("guard", &subject, e),
-            };
+            }
+        };
         let n: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         if n > g.max_output_rows {
             return ctx.refuse(
@@ -256,16 +253,20 @@ pub(crate) async fn run_module(
             return ctx.refuse("guard", &subject, e);
         }
     }
-    ctx.ok(
-        "guard",
-        &subject,
-        "applied",
-        &format!(
+    let applied = if row_level {
+        format!(
+            "per-row output to {} (named in every input's row_recipients): {rows} rows released, max_output_rows {}",
+            recipients.join(", "),
+            g.max_output_rows
+        )
+    } else {
+        format!(
             "min_group_size {} on `{}`: {dropped} rows dropped, {rows} rows released",
             g.min_group_size,
             workload.guards.count_column.as_deref().unwrap_or("-")
-        ),
-    )?;
+        )
+    };
+    ctx.ok("guard", &subject, "applied", &applied)?;
 
     for (name, schema, batches, n) in tables {
         let csv = engine::to_csv(&schema, &batches)?;

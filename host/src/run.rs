@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cleanroom_attest::{Expected, report_data_for};
-use cleanroom_policy::approval;
 use cleanroom_policy::contract::DataFormat;
 use cleanroom_policy::guards::{EffectiveGuards, check_min_rows};
 use cleanroom_policy::message::{self, SignedMessage};
 use cleanroom_policy::workload::OutputFormat;
 use cleanroom_policy::{Contract, SignedContract, Workload};
+use cleanroom_policy::{approval, proposal};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use rand::RngCore;
 
@@ -34,6 +34,9 @@ pub struct RunConfig {
     pub contract_sigs: PathBuf,
     pub workload: PathBuf,
     pub approvals: PathBuf,
+    /// The workload's signed proposal (`workload-propose`); a missing file means none, which
+    /// a contract naming `governance.proposers` refuses.
+    pub proposal: PathBuf,
     /// The room directory: `audit.jsonl`, `outputs/`, `evidence/`.
     pub room_dir: PathBuf,
     /// Sealed datasets; contract `location`s are relative to it.
@@ -163,6 +166,20 @@ pub fn read_messages(path: &std::path::Path) -> Result<Vec<SignedMessage>> {
         .collect()
 }
 
+/// The proposal in `path`: none if the file does not exist, an error unless it holds exactly
+/// one message.
+pub fn read_proposal(path: &std::path::Path) -> Result<Option<SignedMessage>> {
+    let mut msgs = read_messages(path)?;
+    match msgs.len() {
+        0 if !path.exists() => Ok(None),
+        1 => Ok(msgs.pop()),
+        n => Err(HostError::BadFile {
+            path: path.display().to_string(),
+            what: format!("holds {n} signed messages; a proposal file holds exactly one"),
+        }),
+    }
+}
+
 /// Load a contract and verify every member's signature.
 pub fn load_signed_contract(
     contract: &std::path::Path,
@@ -266,6 +283,25 @@ async fn run_steps(
         Err(e) => return ctx.refuse("workload", &cfg.workload.display().to_string(), e),
     };
     let wsubject = format!("{} ({})", workload.name, workload.digest().hex());
+    let proposal = match read_proposal(&cfg.proposal) {
+        Ok(p) => p,
+        Err(e) => return ctx.refuse("proposal", &wsubject, e),
+    };
+    match proposal::require(&signed, &workload, proposal.as_ref()) {
+        Ok(Some(by)) => ctx.ok(
+            "proposal",
+            &wsubject,
+            "accepted",
+            &format!("proposed by {by}"),
+        )?,
+        Ok(None) => ctx.ok(
+            "proposal",
+            &wsubject,
+            "none",
+            "the contract names no proposers",
+        )?,
+        Err(e) => return ctx.refuse("proposal", &wsubject, e.into()),
+    }
     let approvals = match read_messages(&cfg.approvals) {
         Ok(a) => a,
         Err(e) => return ctx.refuse("approval", &wsubject, e),

@@ -268,6 +268,39 @@ fn ok(args: &[&str]) -> String {
 
 /// Every role through the binary: keys, brokers as separate processes, contract signing,
 /// sealing, key registration, approval, the run, opening the result, verifying the log.
+/// Write `DIR/room/contract.toml` for members alice and bob (keys in `DIR/keys`) on the sim
+/// platform, with `body` (datasets, governance, outputs, guards), and have both sign it.
+fn write_signed_contract(dir: &Path, id: &str, body: &str) {
+    let measurement = ok(&["measure", "sim"]);
+    let measurement = measurement.split_whitespace().nth(2).unwrap();
+    let members: String = ["alice", "bob"]
+        .iter()
+        .map(|m| std::fs::read_to_string(dir.join(format!("keys/{m}.member.toml"))).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join("room/contract.toml");
+    std::fs::create_dir_all(dir.join("room")).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "id = \"{id}\"\nversion = 1\n{members}\n{body}\n[attestation]\nplatforms = [\"sim\"]\nallow_simulated = true\nsim = {{ measurements = [\"{measurement}\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    for m in ["alice", "bob"] {
+        let key = dir.join(format!("keys/{m}.sign.key"));
+        ok(&[
+            "contract",
+            "sign",
+            "--contract",
+            path,
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+    }
+}
+
 #[test]
 fn whole_flow_through_the_binary() {
     let d = tempfile::tempdir().unwrap();
@@ -292,17 +325,11 @@ fn whole_flow_through_the_binary() {
             )
         })
         .collect();
-    let measurement = ok(&["measure", "sim"]);
-    let measurement = measurement.split_whitespace().nth(2).unwrap();
-    let members: String = ["alice", "bob"]
-        .iter()
-        .map(|m| std::fs::read_to_string(d.path().join(format!("keys/{m}.member.toml"))).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let contract = format!(
-        r#"id = "cli-flow"
-version = 1
-{members}
+    write_signed_contract(
+        d.path(),
+        "cli-flow",
+        &format!(
+            r#"
 [[datasets]]
 name = "sales"
 owner = "alice"
@@ -321,32 +348,16 @@ allowed_fields = ["region", "target"]
 location = "targets.sealed"
 key = {{ broker = "{b}", resource = "bob/dataset/targets" }}
 
-[attestation]
-platforms = ["sim"]
-allow_simulated = true
-sim = {{ measurements = ["{measurement}"] }}
-
 [outputs]
 recipients = ["bob"]
 
 [guards]
 min_group_size = 3
 "#,
-        a = brokers[0].url,
-        b = brokers[1].url
+            a = brokers[0].url,
+            b = brokers[1].url
+        ),
     );
-    std::fs::create_dir_all(d.path().join("room")).unwrap();
-    std::fs::write(p("room/contract.toml"), contract).unwrap();
-    for m in ["alice", "bob"] {
-        ok(&[
-            "contract",
-            "sign",
-            "--contract",
-            &p("room/contract.toml"),
-            "--key",
-            &p(&format!("keys/{m}.sign.key")),
-        ]);
-    }
     ok(&["contract", "verify", "--contract", &p("room/contract.toml")]);
 
     let mut sales = String::from("region,amount,customer\n");
@@ -516,6 +527,149 @@ recipients = ["bob"]
         "{events}"
     );
     drop(brokers);
+}
+
+/// Issue 3: `module publish` checks a component against its workload and signs the
+/// proposal owners approve; the contract's proposers are enforced at publish and approve.
+#[test]
+fn module_publish_signs_the_proposal_owners_approve() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+    for m in ["alice", "bob"] {
+        keygen(&d.path().join("keys"), m);
+    }
+    write_signed_contract(
+        d.path(),
+        "publish",
+        r#"
+[[datasets]]
+name = "impressions"
+owner = "alice"
+format = "csv"
+schema = [ { name = "campaign", type = "string" }, { name = "user_id", type = "string" } ]
+allowed_fields = ["campaign", "user_id"]
+location = "impressions.sealed"
+key = { broker = "http://127.0.0.1:9", resource = "alice/dataset/impressions" }
+
+[governance]
+proposers = ["bob"]
+
+[outputs]
+recipients = ["bob"]
+"#,
+    );
+    let guests = cleanroom_host::guest_build::build().unwrap();
+    let funnel = guests.join("query_funnel.wasm");
+    let funnel = funnel.to_str().unwrap();
+    let inspected = ok(&["module", "inspect", funnel]);
+    let digest = inspected
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("digest: ")
+        .unwrap()
+        .to_string();
+    let workload = |kind: &str, digest: &str| {
+        format!(
+            "name = \"funnel\"\nkind = \"{kind}\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n[output]\nrecipients = [\"bob\"]\n[guards]\ncount_column = \"users\"\n"
+        )
+    };
+    std::fs::write(p("room/funnel.toml"), workload("query", &digest)).unwrap();
+    let publish = |wasm: &str, w: &str, key: &str| {
+        cleanroom(&[
+            "module",
+            "publish",
+            wasm,
+            "--contract",
+            &p("room/contract.toml"),
+            "--workload",
+            &p(w),
+            "--key",
+            &p(&format!("keys/{key}.sign.key")),
+            "--room",
+            &p("room"),
+        ])
+    };
+
+    // Alice is a member but not a proposer: refused, nothing written.
+    let o = publish(funnel, "room/funnel.toml", "alice");
+    assert_clean_failure(&o, 1, "may not propose");
+    assert!(!d.path().join("room/funnel.toml.proposal").exists());
+
+    // Bob publishes: proposal signed, component stored under its digest.
+    let o = publish(funnel, "room/funnel.toml", "bob");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        d.path()
+            .join(format!("room/modules/{digest}.wasm"))
+            .is_file()
+    );
+    let shown = ok(&[
+        "workload",
+        "show",
+        "--contract",
+        &p("room/contract.toml"),
+        "--proposal",
+        &p("room/funnel.toml.proposal"),
+    ]);
+    assert!(shown.contains("proposed by: bob"), "{shown}");
+    assert!(
+        shown.contains(&format!("module: {digest} (world query)")),
+        "{shown}"
+    );
+    assert!(shown.contains("cleanroom:workload/input@0.1.0"), "{shown}");
+    let approved = ok(&[
+        "workload",
+        "approve",
+        "--contract",
+        &p("room/contract.toml"),
+        "--workload",
+        &p("room/funnel.toml"),
+        "--key",
+        &p("keys/alice.sign.key"),
+    ]);
+    assert!(approved.contains("(proposed by `bob`)"), "{approved}");
+
+    // The workload edited after the proposal: the owner's approval is refused.
+    std::fs::write(
+        p("room/funnel.toml"),
+        workload("query", &digest).replace("users", "n"),
+    )
+    .unwrap();
+    let approve_alice = || {
+        cleanroom(&[
+            "workload",
+            "approve",
+            "--contract",
+            &p("room/contract.toml"),
+            "--workload",
+            &p("room/funnel.toml"),
+            "--key",
+            &p("keys/alice.sign.key"),
+        ])
+    };
+    assert_clean_failure(&approve_alice(), 1, "proposal from `bob` is for workload");
+    // No proposal at all, while the contract names proposers: refused.
+    std::fs::remove_file(p("room/funnel.toml.proposal")).unwrap();
+    assert_clean_failure(&approve_alice(), 1, "has no proposal");
+
+    // A component of another world than the workload's kind.
+    std::fs::write(p("room/train.toml"), workload("training", &digest)).unwrap();
+    let o = publish(funnel, "room/train.toml", "bob");
+    assert_clean_failure(&o, 1, "is a query module, not a training module");
+    assert!(!d.path().join("room/train.toml.proposal").exists());
+
+    // A workload whose module_digest is not the component's.
+    let other = format!("{}0", &digest[..63]);
+    std::fs::write(p("room/other.toml"), workload("query", &other)).unwrap();
+    let o = publish(funnel, "room/other.toml", "bob");
+    assert_clean_failure(&o, 1, "module_digest");
+
+    // A component importing the WASI filesystem: refused, offending imports listed.
+    let files = guests.join("hostile_open_files.wasm");
+    let o = publish(files.to_str().unwrap(), "room/funnel.toml", "bob");
+    assert_clean_failure(&o, 1, "wasi:filesystem/");
+    assert!(!d.path().join("room/funnel.toml.proposal").exists());
 }
 
 // ---- Attestation vectors through the CLI (issue 4, acceptance 1 and 3) ----

@@ -381,49 +381,6 @@ mod query_funnel {
             .expect_err("foreign module");
         assert_eq!(err, SandboxError::ForeignModule);
     }
-
-    #[test]
-    fn module_publish_writes_a_proposal_and_refuses_the_wrong_world() {
-        use clap::Parser;
-        use cleanroom_host::commands::module::{ModuleArgs, ModuleProposal, run as module_run};
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            module: ModuleArgs,
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let wasm = dir.path().join("funnel.wasm");
-        std::fs::write(&wasm, guest("query_funnel")).expect("write");
-        let out = dir.path().join("proposal.json");
-        let parse =
-            |args: &[&str]| Cli::parse_from(std::iter::once("module").chain(args.iter().copied()));
-        let (w, o) = (wasm.to_str().expect("utf8"), out.to_str().expect("utf8"));
-        let code = module_run(&parse(&["publish", w, "--world", "query", "--out", o]).module)
-            .expect("publish");
-        assert_eq!(code, std::process::ExitCode::SUCCESS);
-        let p: ModuleProposal =
-            serde_json::from_slice(&std::fs::read(&out).expect("proposal")).expect("json");
-        assert_eq!(p.name, "funnel");
-        assert_eq!(p.kind, World::Query);
-        assert_eq!(p.module_digest, digest_hex(&guest("query_funnel")));
-        let out2 = dir.path().join("p2.json");
-        let code = module_run(
-            &parse(&[
-                "publish",
-                w,
-                "--world",
-                "training",
-                "--out",
-                out2.to_str().expect("utf8"),
-            ])
-            .module,
-        )
-        .expect("publish runs");
-        assert_eq!(code, std::process::ExitCode::FAILURE);
-        assert!(!out2.exists());
-        let code = module_run(&parse(&["inspect", w]).module).expect("inspect");
-        assert_eq!(code, std::process::ExitCode::SUCCESS);
-    }
 }
 
 mod training_logreg {

@@ -118,6 +118,11 @@ pub struct Dataset {
     /// A run refuses to start when this dataset has fewer rows.
     #[serde(default = "default_min_rows")]
     pub min_rows: u64,
+    /// Members the owner lets receive per-row results derived from this dataset (one row
+    /// out per row in, e.g. a score per customer), from inference workloads with
+    /// `output.row_level = true`. Default: none, so only guarded aggregates leave.
+    #[serde(default)]
+    pub row_recipients: Vec<Spanned<String>>,
 }
 
 fn default_min_rows() -> u64 {
@@ -422,6 +427,14 @@ impl Contract {
                         dataset: d.name.get_ref().clone(),
                         field: f.get_ref().clone(),
                     });
+                }
+            }
+            for r in &d.row_recipients {
+                if !is_member(r.get_ref()) {
+                    return Err(c.not_member(
+                        r,
+                        &format!("row_recipients entry of dataset `{}`", d.name.get_ref()),
+                    ));
                 }
             }
             if !is_contained_relative_path(d.location.get_ref()) {

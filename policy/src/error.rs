@@ -95,4 +95,18 @@ pub enum PolicyError {
         value: u64,
         contract_value: u64,
     },
+    #[error("per-row output refused: {reason}")]
+    RowLevelNotAllowed { reason: String },
+    #[error(
+        "member `{member}` may not propose workloads: the contract's governance.proposers are {proposers}"
+    )]
+    ProposerNotAllowed { member: String, proposers: String },
+    #[error("the contract names proposers ({proposers}) but workload `{workload}` has no proposal")]
+    MissingProposal { workload: String, proposers: String },
+    #[error("proposal from `{member}` is for workload {actual}, not {expected}")]
+    ProposalForOtherWorkload {
+        member: String,
+        expected: String,
+        actual: String,
+    },
 }

@@ -10,6 +10,8 @@
 //!   proposals and approvals, suspension; member key fingerprints.
 //! - [`workload`]: the workload model (SQL and/or module digest, inputs, parameters, output)
 //!   and its digest.
+//! - [`proposal`]: `workload-propose` messages (the whole workload, and for modules the
+//!   component's digest, world and imports) and the `governance.proposers` rule.
 //! - [`approval`]: who must sign what before a run may start (invariant I3), producing an
 //!   [`approval::Approved`] proof.
 //! - [`guards`]: the effective output guards of a run (minimum rows per input, minimum group
@@ -32,6 +34,7 @@ pub mod contract;
 mod error;
 pub mod guards;
 pub mod message;
+pub mod proposal;
 pub mod workload;
 
 pub use contract::{Contract, ContractDigest, SignedContract};

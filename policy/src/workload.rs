@@ -18,6 +18,17 @@ pub enum WorkloadKind {
     Inference,
 }
 
+impl WorkloadKind {
+    /// The kind's name, as in workload.toml (and the module world of the same name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Query => "query",
+            WorkloadKind::Training => "training",
+            WorkloadKind::Inference => "inference",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
@@ -37,6 +48,12 @@ pub struct WorkloadOutput {
     /// recipient here is refused.
     #[serde(default)]
     pub artifact_recipients: Vec<String>,
+    /// Per-row output (one row out per row in, e.g. a score per customer) instead of
+    /// guarded aggregates: only for inference modules, and only when the owner of every
+    /// input lists every recipient in that dataset's `row_recipients`. The minimum group
+    /// size does not apply to such tables; the row cap does.
+    #[serde(default)]
+    pub row_level: bool,
 }
 
 fn default_format() -> OutputFormat {
@@ -160,6 +177,28 @@ impl Workload {
                 return Err(PolicyError::RecipientNotAllowed {
                     recipient: r.clone(),
                 });
+            }
+        }
+        if self.output.row_level {
+            if self.kind != WorkloadKind::Inference || self.module_digest.is_none() {
+                return Err(PolicyError::RowLevelNotAllowed {
+                    reason: "output.row_level is only for inference modules".into(),
+                });
+            }
+            for i in &self.inputs {
+                let ds = contract
+                    .dataset(i)
+                    .expect("inputs were checked to exist above");
+                for r in &self.output.recipients {
+                    if !ds.row_recipients.iter().any(|x| x.get_ref() == r) {
+                        return Err(PolicyError::RowLevelNotAllowed {
+                            reason: format!(
+                                "`{r}` is not in the row_recipients of input `{i}` (owner `{}`)",
+                                ds.owner.get_ref()
+                            ),
+                        });
+                    }
+                }
             }
         }
         if let Some(k) = self.guards.min_group_size

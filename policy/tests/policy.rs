@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use base64::Engine;
-use cleanroom_policy::approval;
 use cleanroom_policy::message::{MessageType, SignedMessage};
 use cleanroom_policy::workload::ApprovalPayload;
 use cleanroom_policy::{Contract, PolicyError, SignedContract, Workload};
+use cleanroom_policy::{approval, proposal};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use p384::pkcs8::{EncodePublicKey, LineEnding};
 
@@ -350,5 +350,216 @@ fn rejects_workload_output_to_unagreed_recipient() {
     assert!(matches!(
         approval::check(&s, &w, &[]).unwrap_err(),
         PolicyError::RecipientNotAllowed { .. }
+    ));
+}
+
+// ---- Proposals (governance.proposers) ----
+
+const WORKLOAD_TOML: &str = r#"
+name = "reach"
+kind = "query"
+inputs = ["impressions", "conversions"]
+sql = "SELECT campaign, count(*) AS n FROM impressions GROUP BY campaign"
+[output]
+recipients = ["advertiser"]
+"#;
+
+fn signed_with(extra: &str) -> SignedContract {
+    let c = parse(&format!("{}\n{extra}", contract_text())).unwrap();
+    let sigs = [accept(&c, 1), accept(&c, 2)];
+    SignedContract::verify(c, &sigs).unwrap()
+}
+
+fn propose(c: &Contract, toml: &str, seed: u8) -> SignedMessage {
+    let payload = proposal::ProposalPayload::new(toml, "workload.toml", None).unwrap();
+    SignedMessage::sign(
+        &key(seed),
+        MessageType::WorkloadPropose,
+        c.digest().0,
+        1,
+        payload.to_bytes(),
+    )
+}
+
+#[test]
+fn proposal_by_a_listed_proposer_carries_the_exact_workload() {
+    let s = signed_with("[governance]\nproposers = [\"advertiser\"]\n");
+    let p = propose(s.contract(), WORKLOAD_TOML, 2);
+    let opened = proposal::open(&s, &p).unwrap();
+    assert_eq!(opened.proposer, "advertiser");
+    assert_eq!(opened.payload.workload_toml, WORKLOAD_TOML);
+    assert_eq!(opened.workload.digest(), workload().digest());
+    assert_eq!(
+        proposal::require(&s, &workload(), Some(&p)).unwrap(),
+        Some("advertiser".to_string())
+    );
+}
+
+#[test]
+fn rejects_proposal_signed_by_a_member_who_may_not_propose() {
+    let s = signed_with("[governance]\nproposers = [\"advertiser\"]\n");
+    let p = propose(s.contract(), WORKLOAD_TOML, 1);
+    assert!(matches!(
+        proposal::require(&s, &workload(), Some(&p)).unwrap_err(),
+        PolicyError::ProposerNotAllowed { member, .. } if member == "publisher"
+    ));
+}
+
+#[test]
+fn rejects_run_without_proposal_when_contract_names_proposers() {
+    let s = signed_with("[governance]\nproposers = [\"advertiser\"]\n");
+    assert!(matches!(
+        proposal::require(&s, &workload(), None).unwrap_err(),
+        PolicyError::MissingProposal { .. }
+    ));
+    // A contract naming no proposers lets owners approve a workload file directly.
+    assert_eq!(
+        proposal::require(&signed(), &workload(), None).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn rejects_workload_edited_after_its_proposal() {
+    let s = signed_with("[governance]\nproposers = [\"advertiser\"]\n");
+    let p = propose(s.contract(), WORKLOAD_TOML, 2);
+    let mut edited = workload();
+    edited.sql = Some("SELECT email FROM impressions".into());
+    assert!(matches!(
+        proposal::require(&s, &edited, Some(&p)).unwrap_err(),
+        PolicyError::ProposalForOtherWorkload { member, .. } if member == "advertiser"
+    ));
+}
+
+#[test]
+fn rejects_proposal_whose_payload_digest_does_not_match_its_text() {
+    let s = signed();
+    let mut payload = proposal::ProposalPayload::new(WORKLOAD_TOML, "w", None).unwrap();
+    payload.workload_toml = payload.workload_toml.replace("count(*)", "min(email)");
+    let p = SignedMessage::sign(
+        &key(2),
+        MessageType::WorkloadPropose,
+        s.contract().digest().0,
+        1,
+        payload.to_bytes(),
+    );
+    assert!(matches!(
+        proposal::open(&s, &p).unwrap_err(),
+        PolicyError::MalformedMessage { .. }
+    ));
+}
+
+#[test]
+fn rejects_approval_used_as_a_proposal() {
+    let s = signed();
+    let a = approve(s.contract(), &workload(), 2);
+    assert!(matches!(
+        proposal::open(&s, &a).unwrap_err(),
+        PolicyError::WrongMessageType { .. }
+    ));
+}
+
+#[test]
+fn rejects_module_proposal_whose_component_digest_differs() {
+    let toml = format!(
+        "name = \"m\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"{}\"\n[output]\nrecipients = [\"advertiser\"]\n",
+        "ab".repeat(32)
+    );
+    let module = |digest: &str, world: &str| {
+        Some(proposal::ModuleSummary {
+            digest: digest.into(),
+            world: world.into(),
+            imports: vec![],
+        })
+    };
+    assert!(proposal::ProposalPayload::new(&toml, "w", module(&"ab".repeat(32), "query")).is_ok());
+    assert!(matches!(
+        proposal::ProposalPayload::new(&toml, "w", module(&"cd".repeat(32), "query")).unwrap_err(),
+        PolicyError::InvalidValue { field, .. } if field == "module_digest"
+    ));
+    assert!(matches!(
+        proposal::ProposalPayload::new(&toml, "w", module(&"ab".repeat(32), "training")).unwrap_err(),
+        PolicyError::InvalidValue { field, .. } if field == "kind"
+    ));
+    assert!(matches!(
+        proposal::ProposalPayload::new(&toml, "w", None).unwrap_err(),
+        PolicyError::InvalidValue { field, .. } if field == "module_digest"
+    ));
+}
+
+// ---- Per-row outputs ----
+
+fn scoring(row_level: bool, recipients: &str) -> Workload {
+    Workload::parse(
+        &format!(
+            "name = \"score\"\nkind = \"inference\"\ninputs = [\"impressions\"]\nmodule_digest = \"{}\"\n[output]\nrecipients = {recipients}\nrow_level = {row_level}\n",
+            "ab".repeat(32)
+        ),
+        "w",
+    )
+    .unwrap()
+}
+
+fn with_row_recipients(list: &str) -> SignedContract {
+    let text = contract_text()
+        .replace(
+            "location = \"publisher/impressions.sealed\"",
+            &format!("location = \"publisher/impressions.sealed\"\nrow_recipients = {list}"),
+        )
+        .replace(
+            "recipients = [\"advertiser\"]",
+            "recipients = [\"advertiser\", \"publisher\"]",
+        );
+    let c = parse(&text).unwrap();
+    let sigs = [accept(&c, 1), accept(&c, 2)];
+    SignedContract::verify(c, &sigs).unwrap()
+}
+
+#[test]
+fn per_row_output_to_a_recipient_the_owner_named_passes() {
+    let s = with_row_recipients("[\"publisher\"]");
+    scoring(true, "[\"publisher\"]")
+        .check_against(s.contract())
+        .unwrap();
+}
+
+#[test]
+fn rejects_per_row_output_to_a_recipient_the_owner_did_not_name() {
+    let s = with_row_recipients("[\"publisher\"]");
+    assert!(matches!(
+        scoring(true, "[\"advertiser\"]").check_against(s.contract()).unwrap_err(),
+        PolicyError::RowLevelNotAllowed { reason } if reason.contains("advertiser")
+    ));
+    // No row_recipients at all: per-row output is refused to anyone.
+    assert!(matches!(
+        scoring(true, "[\"advertiser\"]")
+            .check_against(signed().contract())
+            .unwrap_err(),
+        PolicyError::RowLevelNotAllowed { .. }
+    ));
+}
+
+#[test]
+fn rejects_per_row_output_from_a_sql_workload() {
+    let s = with_row_recipients("[\"publisher\"]");
+    let mut w = workload();
+    w.inputs = vec!["impressions".into()];
+    w.output.recipients = vec!["publisher".into()];
+    w.output.row_level = true;
+    assert!(matches!(
+        w.check_against(s.contract()).unwrap_err(),
+        PolicyError::RowLevelNotAllowed { reason } if reason.contains("inference modules")
+    ));
+}
+
+#[test]
+fn rejects_row_recipient_who_is_not_a_member() {
+    let text = contract_text().replace(
+        "location = \"publisher/impressions.sealed\"",
+        "location = \"publisher/impressions.sealed\"\nrow_recipients = [\"mallory\"]",
+    );
+    assert!(matches!(
+        parse(&text).unwrap_err(),
+        PolicyError::NotAMember { name, .. } if name == "mallory"
     ));
 }

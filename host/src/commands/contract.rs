@@ -47,6 +47,26 @@ pub enum ContractCommand {
     },
 }
 
+/// `--contract FILE [--sigs FILE]`: a contract and the file of its members' signatures.
+#[derive(Debug, Clone, Args)]
+pub struct ContractFiles {
+    /// The contract.
+    #[arg(long, value_name = "FILE")]
+    pub contract: PathBuf,
+    /// Contract signatures (default: CONTRACT.sigs).
+    #[arg(long, value_name = "FILE")]
+    pub sigs: Option<PathBuf>,
+}
+
+impl ContractFiles {
+    /// The signatures file: --sigs, or CONTRACT.sigs.
+    pub fn sigs(&self) -> PathBuf {
+        self.sigs
+            .clone()
+            .unwrap_or_else(|| default_sigs(&self.contract))
+    }
+}
+
 /// The default signatures file of a contract: `<contract>.sigs`.
 pub fn default_sigs(contract: &Path) -> PathBuf {
     let mut s = contract.as_os_str().to_owned();

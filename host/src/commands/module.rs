@@ -1,11 +1,16 @@
-//! `cleanroom module inspect FILE` and `cleanroom module publish FILE --world W --out P`.
+//! `cleanroom module inspect FILE` and `cleanroom module publish FILE --workload W ...`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use cleanroom_policy::proposal::ModuleSummary;
+
+use crate::commands::contract::ContractFiles;
+use crate::commands::workload::{default_proposal, propose};
+use crate::fsutil;
 use crate::sandbox::{self, ModuleInfo, World};
 
 /// `cleanroom module ...`: work with Wasm modules (components of `cleanroom:workload`).
@@ -27,19 +32,29 @@ pub enum ModuleCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a component and write the workload proposal owners approve.
+    /// Check a component against its workload and sign the proposal owners approve: the
+    /// component must implement the workload's kind as its world, import nothing outside
+    /// it, and have the workload's module_digest. Writes WORKLOAD.proposal (COSE_Sign1
+    /// `workload-propose`, carrying the workload and the component's digest, world and
+    /// imports); with --room, also stores the component as ROOM/modules/<digest>.wasm.
     Publish {
         /// The component (.wasm).
         file: PathBuf,
-        /// The world the component must target: query, training or inference.
-        #[arg(long)]
-        world: World,
-        /// The workload name (default: the file name without extension).
-        #[arg(long)]
-        name: Option<String>,
-        /// Where to write the proposal JSON.
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        contract: ContractFiles,
+        /// The workload that runs this component (its module_digest must be the
+        /// component's sha256: `cleanroom module inspect` prints it).
+        #[arg(long, value_name = "FILE")]
+        workload: PathBuf,
+        /// The proposer's NAME.sign.key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the proposal (default: WORKLOAD.proposal).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The room directory to store the component in (modules/<digest>.wasm).
+        #[arg(long, value_name = "DIR")]
+        room: Option<PathBuf>,
     },
 }
 
@@ -50,28 +65,6 @@ impl clap::ValueEnum for World {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.name()))
     }
-}
-
-/// The unsigned proposal `module publish` writes: what owners approve for a module.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ModuleProposal {
-    /// Workload name.
-    pub name: String,
-    /// Workload kind (the module's world): query, training or inference.
-    pub kind: World,
-    /// sha256 hex of the component bytes.
-    pub module_digest: String,
-    /// The component's imports (all inside its world).
-    pub imports: Vec<String>,
-}
-
-/// Hook for signing a proposal (COSE_Sign1, workload-propose) before it is written. The
-/// CLI wiring replaces [`unsigned_proposal_bytes`] with the member's signer; until then
-/// publish writes the unsigned JSON proposal.
-pub fn unsigned_proposal_bytes(p: &ModuleProposal) -> anyhow::Result<Vec<u8>> {
-    let mut v = serde_json::to_vec_pretty(p)?;
-    v.push(b'\n');
-    Ok(v)
 }
 
 /// Check `info` for publication as a `world` module: an error lists what is wrong.
@@ -127,39 +120,98 @@ pub fn run(args: &ModuleArgs) -> anyhow::Result<ExitCode> {
         }
         ModuleCommand::Publish {
             file,
-            world,
-            name,
+            contract,
+            workload,
+            key,
             out,
+            room,
         } => {
             let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
-            let info = sandbox::inspect(&bytes)?;
-            if let Err(e) = check_publishable(&info, *world) {
-                eprintln!("refused: {e}");
-                return Ok(ExitCode::FAILURE);
+            let sigs = contract.sigs();
+            let contract = &contract.contract;
+            let out = out.clone().unwrap_or_else(|| default_proposal(workload));
+            let p = match publish(
+                &bytes,
+                contract,
+                &sigs,
+                workload,
+                key,
+                &out,
+                room.as_deref(),
+            ) {
+                Ok(p) => p,
+                Err(e) => match e.downcast_ref::<sandbox::SandboxError>() {
+                    Some(refusal) => {
+                        eprintln!("refused: {}: {refusal}", file.display());
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    None => return Err(e),
+                },
+            };
+            if let Some(stored) = &p.stored {
+                println!("component stored as {}", stored.display());
             }
-            let name = match name {
-                Some(n) => n.clone(),
-                None => file
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .context("the file name is not UTF-8; give --name")?
-                    .to_string(),
-            };
-            let proposal = ModuleProposal {
-                name,
-                kind: *world,
-                module_digest: info.digest,
-                imports: info.imports,
-            };
-            std::fs::write(out, unsigned_proposal_bytes(&proposal)?)
-                .with_context(|| format!("write {}", out.display()))?;
             println!(
-                "{} {} -> {}",
-                proposal.kind,
-                proposal.module_digest,
+                "`{}` proposed {} ({}) running {} module {}; proposal written to {}",
+                p.proposer,
+                p.workload.name,
+                p.workload.digest().hex(),
+                p.world,
+                p.module_digest,
                 out.display()
             );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What [`publish`] did.
+#[derive(Debug)]
+pub struct Published {
+    pub proposer: String,
+    pub workload: cleanroom_policy::Workload,
+    pub world: World,
+    pub module_digest: String,
+    /// Where the component was stored, with a room.
+    pub stored: Option<PathBuf>,
+}
+
+/// `module publish`: check the component `bytes` against the workload at `workload` (world =
+/// kind, no import outside it, digest = module_digest), sign the proposal as the member
+/// whose key is at `key` and write it to `out`; with `room`, store the component as
+/// ROOM/modules/<digest>.wasm. A refused component is a [`sandbox::SandboxError`] inside
+/// the error.
+pub fn publish(
+    bytes: &[u8],
+    contract: &Path,
+    sigs: &Path,
+    workload: &Path,
+    key: &Path,
+    out: &Path,
+    room: Option<&Path>,
+) -> anyhow::Result<Published> {
+    let info = sandbox::inspect(bytes)?;
+    let world = World::from(crate::run::load_workload(workload)?.kind);
+    check_publishable(&info, world)?;
+    let summary = ModuleSummary {
+        digest: info.digest.clone(),
+        world: world.name().to_string(),
+        imports: info.imports,
+    };
+    let (proposer, w) = propose(contract, sigs, workload, key, Some(summary), out)?;
+    let stored = match room {
+        Some(room) => {
+            let dest = room.join(format!("modules/{}.wasm", info.digest));
+            fsutil::write_file_atomic(&dest, bytes, false)?;
+            Some(dest)
+        }
+        None => None,
+    };
+    Ok(Published {
+        proposer,
+        workload: w,
+        world,
+        module_digest: info.digest,
+        stored,
+    })
 }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::attestation::{self, EvidenceSource, HardwareSource, SimSource};
 use crate::commands::contract::default_sigs;
-use crate::commands::workload::default_approvals;
+use crate::commands::workload::{default_approvals, default_proposal};
 use crate::engine::DEFAULT_MEMORY_LIMIT;
 use crate::run::{RunConfig, RunReport, run};
 
@@ -31,6 +31,10 @@ pub struct RunArgs {
     pub sigs: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub approvals: Option<PathBuf>,
+    /// The workload's signed proposal (default: WORKLOAD.proposal; required when the
+    /// contract names governance.proposers).
+    #[arg(long, value_name = "FILE")]
+    pub proposal: Option<PathBuf>,
     /// Evidence platform: `auto` detects SEV-SNP or TDX; `sim` is the INSECURE software
     /// platform, accepted only by contracts with allow_simulated = true.
     #[arg(long, default_value = "auto", value_parser = ["auto", "sim"])]
@@ -94,6 +98,10 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
             .approvals
             .clone()
             .unwrap_or_else(|| default_approvals(&args.workload)),
+        proposal: args
+            .proposal
+            .clone()
+            .unwrap_or_else(|| default_proposal(&args.workload)),
         room_dir: args.dir.clone(),
         data_dir: args.data.clone().unwrap_or_else(|| args.dir.clone()),
         evidence: evidence_source(args)?,

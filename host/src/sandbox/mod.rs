@@ -96,6 +96,18 @@ impl World {
     }
 }
 
+impl From<cleanroom_policy::workload::WorkloadKind> for World {
+    /// A workload of kind K runs a module of world K.
+    fn from(kind: cleanroom_policy::workload::WorkloadKind) -> Self {
+        use cleanroom_policy::workload::WorkloadKind;
+        match kind {
+            WorkloadKind::Query => World::Query,
+            WorkloadKind::Training => World::Training,
+            WorkloadKind::Inference => World::Inference,
+        }
+    }
+}
+
 impl std::fmt::Display for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

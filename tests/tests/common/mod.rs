@@ -149,12 +149,44 @@ impl Room {
         member_dir(self.root(), member).join(format!("keys/{member}.sign.key"))
     }
 
+    pub fn proposal(&self) -> PathBuf {
+        workload_cmd::default_proposal(&self.workload)
+    }
+
+    /// The advertiser (the demo contract's proposer) proposes the current workload file.
+    /// For a module workload the proposal records the workload's own digest and world:
+    /// `module publish`'s component checks are tested through the CLI; here the proposal
+    /// only has to satisfy governance (a test may store tampered bytes on purpose).
+    pub fn propose(&self) {
+        let w = cleanroom_host::run::load_workload(&self.workload).unwrap();
+        let module = w
+            .module_digest
+            .as_ref()
+            .map(|d| cleanroom_policy::proposal::ModuleSummary {
+                digest: d.clone(),
+                world: w.kind.as_str().to_string(),
+                imports: vec![],
+            });
+        workload_cmd::propose(
+            &self.contract,
+            &self.sigs,
+            &self.workload,
+            &self.key_of("advertiser"),
+            module,
+            &self.proposal(),
+        )
+        .unwrap();
+    }
+
+    /// `member` approves the current workload (proposed afresh by the advertiser).
     pub fn approve(&self, member: &str) {
+        self.propose();
         workload_cmd::approve(
             &self.contract,
             &self.sigs,
             &self.workload,
             &self.key_of(member),
+            Some(&self.proposal()),
             &self.approvals,
         )
         .unwrap();
@@ -179,6 +211,7 @@ impl Room {
             contract_sigs: self.sigs.clone(),
             workload: self.workload.clone(),
             approvals: self.approvals.clone(),
+            proposal: self.proposal(),
             room_dir: self.room.clone(),
             data_dir: self.room.clone(),
             evidence: Arc::new(source),

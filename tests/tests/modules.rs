@@ -1,0 +1,339 @@
+//! Module workloads through the real run path: per-row inference outputs (allowed only to a
+//! recipient every input's owner named) and the hostile-module suite (issue 3, acceptance
+//! 2): each hostile module is stopped or capped, leaves an audit entry naming what happened,
+//! writes nothing, and the room's next run succeeds.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cleanroom_host::audit::Entry;
+use cleanroom_host::error::HostError;
+use cleanroom_policy::PolicyError;
+use common::{Room, Spec, member_dir};
+
+/// Store `bytes` as the room's module and make `body` (with `module_digest` added) the
+/// room's workload. Returns the digest.
+fn install(room: &Room, bytes: &[u8], body: &str) -> String {
+    let digest = cleanroom_host::sandbox::digest_hex(bytes);
+    std::fs::create_dir_all(room.room.join("modules")).unwrap();
+    std::fs::write(room.room.join(format!("modules/{digest}.wasm")), bytes).unwrap();
+    std::fs::write(
+        &room.workload,
+        body.replace(
+            "module_digest = \"\"",
+            &format!("module_digest = \"{digest}\""),
+        ),
+    )
+    .unwrap();
+    digest
+}
+
+// ---- Per-row inference outputs ----
+
+const MODEL: &str = r#"{"kind":"logistic-regression","features":["imps"],"mean":[0.0],"std":[1.0],"weights":[0.5],"bias":-2.0}"#;
+const FEATURES: &str =
+    "SELECT user_id_hash, CAST(COUNT(*) AS DOUBLE) AS imps FROM impressions GROUP BY user_id_hash";
+
+fn scoring_workload(recipients: &str) -> String {
+    format!(
+        "name = \"scores\"\nkind = \"inference\"\ninputs = [\"impressions\", \"conversion-model\"]\nmodule_digest = \"\"\n\n[parameters]\nsql = \"{FEATURES}\"\nmodel = \"conversion-model\"\noutput = \"scores\"\nkey = \"user_id_hash\"\n\n[output]\nrecipients = {recipients}\nrow_level = true\n"
+    )
+}
+
+/// The advertiser seals `MODEL` as the contract's `conversion-model` dataset and registers
+/// its key at its broker, as `cleanroom dataset seal` + `kbs put` do.
+fn seal_model(room: &Room) {
+    use cleanroom_host::commands::{dataset, kbs as kbs_cmd};
+    let d = member_dir(room.root(), "advertiser");
+    let text = std::fs::read_to_string(&room.contract).unwrap();
+    let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
+    let plain = d.join("model.json");
+    std::fs::write(&plain, MODEL).unwrap();
+    let (k, _) = dataset::seal(
+        &parsed,
+        &room.contract,
+        "conversion-model",
+        &plain,
+        &room.room.join("data/conversion-model.sealed"),
+        None,
+        cleanroom_host::seal::stream::DEFAULT_SEGMENT_SIZE,
+    )
+    .unwrap();
+    let key = d.join("model.key");
+    cleanroom_host::seal::keyfile::write(&key, &k, "conversion-model").unwrap();
+    let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
+    kbs_cmd::put(&store, &room.contract, &room.sigs, "conversion-model", &key).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_row_scores_reach_only_the_named_recipient() {
+    let room = Room::new(Spec::default()).await;
+    seal_model(&room);
+    let bytes = cleanroom_host::guest_build::component("inference-score").unwrap();
+    install(&room, &bytes, &scoring_workload("[\"publisher\"]"));
+    room.approve_all();
+    let report = room.run().await.expect("per-row scoring run succeeds");
+
+    let out = report
+        .outputs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-table-scores.cro"))
+        .unwrap();
+    let file = std::fs::read(out).unwrap();
+    let (_, recipients) = cleanroom_host::seal::envelope::inspect(&file).unwrap();
+    assert_eq!(
+        recipients,
+        ["publisher"],
+        "per-row scores go to the publisher only"
+    );
+    let sk = cleanroom_host::keys::encryption_key(
+        &member_dir(room.root(), "publisher").join("keys/publisher.enc.key"),
+    )
+    .unwrap();
+    let (_, content) = cleanroom_host::seal::envelope::open(&file, "publisher", &sk).unwrap();
+    let content = String::from_utf8(content.to_vec()).unwrap();
+
+    // Expected: one row per user of the impressions, scored on the host with the same model.
+    let (impressions, _) = cleanroom_host::demo::generate(5_000, 7);
+    let mut imps: BTreeMap<&str, f64> = BTreeMap::new();
+    for line in impressions.lines().skip(1) {
+        *imps.entry(line.split(',').next().unwrap()).or_default() += 1.0;
+    }
+    let mut lines = content.lines();
+    assert_eq!(lines.next(), Some("key,score"));
+    let got: BTreeMap<&str, f64> = lines
+        .map(|l| {
+            let (k, v) = l.split_once(',').unwrap();
+            (k, v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got.len(), imps.len(), "one score per user");
+    for (user, n) in &imps {
+        let want = 1.0 / (1.0 + (-(-2.0 + 0.5 * n)).exp());
+        assert!(
+            (got[user] - want).abs() < 1e-9,
+            "{user}: {} vs {want}",
+            got[user]
+        );
+    }
+    assert_eq!(report.rows, imps.len() as u64);
+    let guard = room
+        .audit()
+        .into_iter()
+        .find(|e| e.event == "guard")
+        .unwrap();
+    assert!(
+        guard.reason.contains("per-row output to publisher"),
+        "{guard:?}"
+    );
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
+    // No proposers, so the workload can reach the run without a (refused) proposal.
+    let spec = Spec {
+        edit_contract: Box::new(|t| t.replace("proposers = [\"advertiser\"]\n", "")),
+        ..Spec::default()
+    };
+    let room = Room::new(spec).await;
+    let bytes = cleanroom_host::guest_build::component("inference-score").unwrap();
+    // The advertiser wants every publisher user's score for itself.
+    install(&room, &bytes, &scoring_workload("[\"advertiser\"]"));
+
+    // Owners' tooling refuses to approve it...
+    let err = cleanroom_host::commands::workload::approve(
+        &room.contract,
+        &room.sigs,
+        &room.workload,
+        &room.key_of("advertiser"),
+        None,
+        &room.approvals,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("row_recipients"), "{err}");
+    // ...and approvals signed anyway do not make the room run it.
+    let w = cleanroom_host::run::load_workload(&room.workload).unwrap();
+    for m in common::MEMBERS {
+        let sk = cleanroom_host::keys::signing_key(&room.key_of(m)).unwrap();
+        let msg = cleanroom_policy::SignedMessage::sign(
+            &sk,
+            cleanroom_policy::MessageType::WorkloadApprove,
+            room.digest,
+            1,
+            cleanroom_policy::workload::ApprovalPayload::for_workload(&w).to_bytes(),
+        );
+        cleanroom_host::commands::contract::append_message(&room.approvals, &msg).unwrap();
+    }
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Policy(PolicyError::RowLevelNotAllowed { reason })
+            if reason.contains("`advertiser` is not in the row_recipients of input `impressions`")),
+        "{err}"
+    );
+    room.assert_refused("approval");
+    assert_eq!(
+        room.keys_released("publisher") + room.keys_released("advertiser"),
+        0
+    );
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_per_row_table_without_row_level_is_refused() {
+    // The same scoring module, but the workload asks for guarded aggregates: its per-row
+    // table has no count column, so nothing leaves.
+    let room = Room::new(Spec::default()).await;
+    seal_model(&room);
+    let bytes = cleanroom_host::guest_build::component("inference-score").unwrap();
+    let body = scoring_workload("[\"publisher\"]").replace(
+        "row_level = true\n",
+        "\n[guards]\ncount_column = \"rows\"\n",
+    );
+    install(&room, &bytes, &body);
+    room.approve_all();
+    let err = room.run().await.unwrap_err();
+    assert!(matches!(&err, HostError::QueryRefused { .. }), "{err}");
+    let reason = room.assert_refused("guard");
+    assert!(reason.contains("no count column `rows`"), "{reason}");
+    room.stop().await;
+}
+
+// ---- Hostile modules through the run path ----
+
+/// The entries the last run appended (after the previous checkpoint).
+fn last_run(room: &Room) -> Vec<Entry> {
+    let all = room.audit();
+    let end = all.len() - 1;
+    let start = all[..end]
+        .iter()
+        .rposition(|e| e.event == "checkpoint")
+        .map_or(0, |i| i + 1);
+    all[start..].to_vec()
+}
+
+/// The component bytes of a hostile guest (a crate, or a hand-written .wat).
+fn hostile(name: &str) -> Vec<u8> {
+    let stem = name.strip_prefix("hostile_").unwrap();
+    let wat = cleanroom_host::guest_build::source_root().join(format!("tests/hostile/{stem}.wat"));
+    if wat.is_file() {
+        return wat::parse_file(&wat).unwrap();
+    }
+    cleanroom_host::guest_build::component(name).unwrap()
+}
+
+/// Every hostile guest under tests/hostile, with the workload kind it needs and what its
+/// refusal must name. `None`: the module is capped and the run completes.
+const HOSTILE: &[(&str, &str, Option<&str>)] = &[
+    (
+        "hostile_infinite_loop",
+        "query",
+        Some("deadline of 1000 ms"),
+    ),
+    ("hostile_memory_bomb", "query", Some("memory limit")),
+    ("hostile_open_files", "query", Some("wasi:filesystem/")),
+    ("hostile_open_sockets", "query", Some("wasi:sockets/")),
+    ("hostile_http_request", "query", Some("wasi:http/")),
+    (
+        "hostile_read_environment",
+        "query",
+        Some("wasi:cli/environment"),
+    ),
+    ("hostile_oversized_output", "query", Some("output cap")),
+    ("hostile_panics", "query", Some("trapped")),
+    ("hostile_wasm_trap", "query", Some("trapped")),
+    (
+        "hostile_read_other_view",
+        "query",
+        Some("other_members_secrets"),
+    ),
+    (
+        "hostile_read_other_artifact",
+        "inference",
+        Some("someone_elses_model"),
+    ),
+    (
+        "hostile_output_after_run_ended",
+        "query",
+        Some("after its run had ended"),
+    ),
+    ("hostile_log_flood", "query", None),
+];
+
+#[test]
+fn every_hostile_guest_is_in_the_run_path_suite() {
+    let dir = cleanroom_host::guest_build::source_root().join("tests/hostile");
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            format!("hostile_{}", name.trim_end_matches(".wat"))
+        })
+        .collect();
+    found.sort();
+    let mut listed: Vec<String> = HOSTILE.iter().map(|h| h.0.to_string()).collect();
+    listed.sort();
+    assert_eq!(found, listed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
+    let spec = Spec {
+        edit_contract: Box::new(|t| format!("{t}\n[sandbox]\ndeadline_ms = 1000\n")),
+        ..Spec::default()
+    };
+    let room = Room::new(spec).await;
+    let sql_workload = std::fs::read_to_string(&room.workload).unwrap();
+    for (name, kind, refusal) in HOSTILE {
+        let body = format!(
+            "name = \"{name}\"\nkind = \"{kind}\"\ninputs = [\"impressions\"]\nmodule_digest = \"\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\ncount_column = \"n\"\n"
+        );
+        install(&room, &hostile(name), &body);
+        std::fs::remove_file(&room.approvals).ok();
+        room.approve_all();
+        let before = room.outputs().len();
+        let result = room.run().await;
+        let entries = last_run(&room);
+        let module = entries
+            .iter()
+            .find(|e| e.event == "module")
+            .unwrap_or_else(|| panic!("{name}: no module audit entry in {entries:#?}"));
+        match refusal {
+            Some(needle) => {
+                let err = result.expect_err(name);
+                assert!(
+                    matches!(&err, HostError::Module(m) if m.contains(needle)),
+                    "{name}: {err}"
+                );
+                assert_eq!(module.decision, "refused", "{name}");
+                assert!(module.reason.contains(needle), "{name}: {module:?}");
+                assert_eq!(room.outputs().len(), before, "{name} wrote an output");
+            }
+            None => {
+                // Log flooding: the log is capped and, with no logging consent in the
+                // contract, discarded; nothing else was written.
+                result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(module.decision, "ran", "{name}");
+                assert!(
+                    entries
+                        .iter()
+                        .any(|e| e.event == "log" && e.decision == "discarded"),
+                    "{name}: {entries:#?}"
+                );
+                assert_eq!(room.outputs().len(), before, "{name} wrote an output");
+            }
+        }
+        // The room is unharmed: the approved SQL workload runs next.
+        std::fs::write(&room.workload, &sql_workload).unwrap();
+        std::fs::remove_file(&room.approvals).unwrap();
+        room.approve_all();
+        room.run()
+            .await
+            .unwrap_or_else(|e| panic!("run after {name}: {e}"));
+        assert_eq!(room.outputs().len(), before + 1, "after {name}");
+    }
+    room.stop().await;
+}
