@@ -337,3 +337,124 @@ async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
     }
     room.stop().await;
 }
+
+// ---- docs/modules.md, followed as written ----
+
+/// The command blocks (```sh) and the `# rows.toml` block of docs/modules.md from
+/// section 3 on, in order: continuation lines joined, `cargo` commands left out (the test
+/// helper builds the guests with the same cargo command).
+fn guide_steps() -> (Vec<Vec<String>>, String) {
+    let doc =
+        std::fs::read_to_string(cleanroom_host::guest_build::source_root().join("docs/modules.md"))
+            .unwrap();
+    let doc = &doc[doc.find("## 3. Inspect it").expect("section 3")..];
+    let (mut commands, mut rows_toml) = (Vec::new(), None);
+    let mut blocks = doc.split("```").skip(1).step_by(2);
+    for block in blocks.by_ref() {
+        if let Some(body) = block.strip_prefix("sh\n") {
+            for line in body.replace("\\\n", " ").lines() {
+                let argv: Vec<String> = line.split_whitespace().map(String::from).collect();
+                if argv.first().is_some_and(|c| c == "cleanroom") {
+                    commands.push(argv);
+                }
+            }
+        } else if let Some(body) = block.strip_prefix("toml\n# rows.toml\n") {
+            rows_toml = Some(body.to_string());
+        }
+    }
+    (commands, rows_toml.expect("the guide shows rows.toml"))
+}
+
+#[test]
+fn the_module_guide_runs_as_written() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let room = rt.block_on(Room::new(Spec::default()));
+    let release = cleanroom_host::guest_build::build().unwrap();
+    let bytes = std::fs::read(release.join("rows_per_campaign.wasm")).unwrap();
+    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    let (commands, rows_toml) = guide_steps();
+    std::fs::write(
+        room.root().join("rows.toml"),
+        rows_toml.replace("<digest from cleanroom module inspect>", &digest),
+    )
+    .unwrap();
+    // The guide's paths, mapped onto this room.
+    let map = |arg: &str| -> String {
+        let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        if let Some(f) = arg.strip_prefix("guests/target/wasm32-wasip2/release/") {
+            p(&release.join(f))
+        } else if arg == "contract.toml" {
+            p(&room.contract)
+        } else if arg.starts_with("rows.toml") {
+            p(&room.root().join(arg))
+        } else if let Some(k) = arg.strip_prefix("keys/") {
+            let member = k.split('.').next().unwrap();
+            p(&member_dir(room.root(), member).join("keys").join(k))
+        } else if arg == "ROOM" {
+            p(&room.room)
+        } else if arg.starts_with("ROOM/outputs/<run>") {
+            let suffix = arg.rsplit_once("<run>").unwrap().1;
+            p(&room
+                .outputs()
+                .into_iter()
+                .find(|o| o.to_string_lossy().ends_with(suffix))
+                .expect("the run wrote the output the guide opens"))
+        } else {
+            arg.to_string()
+        }
+    };
+    let names: Vec<String> = commands.iter().map(|c| c[..3].join(" ")).collect();
+    assert_eq!(
+        names,
+        [
+            "cleanroom module inspect",
+            "cleanroom module publish",
+            "cleanroom workload show",
+            "cleanroom workload approve",
+            "cleanroom run --contract",
+            "cleanroom output open",
+        ],
+        "the guide's commands changed: update this test with it"
+    );
+    for argv in &commands {
+        let argv: Vec<String> = argv.iter().map(|a| map(a)).collect();
+        let cli = <cleanroom_host::cli::Cli as clap::Parser>::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{}: {e}", argv.join(" ")));
+        let code = cleanroom_host::cli::dispatch(&cli)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", argv.join(" ")));
+        assert_eq!(code, std::process::ExitCode::SUCCESS, "{}", argv.join(" "));
+    }
+    // What the advertiser opened: impressions per campaign, small campaigns dropped.
+    let out = map("ROOM/outputs/<run>-table-rows_per_campaign.cro");
+    let sk = cleanroom_host::keys::encryption_key(
+        &member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
+    )
+    .unwrap();
+    let (_, content) =
+        cleanroom_host::seal::envelope::open(&std::fs::read(out).unwrap(), "advertiser", &sk)
+            .unwrap();
+    let (impressions, _) = cleanroom_host::demo::generate(5_000, 7);
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for line in impressions.lines().skip(1) {
+        *want
+            .entry(line.split(',').nth(1).unwrap().to_string())
+            .or_default() += 1;
+    }
+    want.retain(|_, n| *n >= 50);
+    let got: BTreeMap<String, u64> = String::from_utf8(content.to_vec())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (c, n) = l.split_once(',').unwrap();
+            (c.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(!got.contains_key("pilot-x"));
+    rt.block_on(room.stop());
+}

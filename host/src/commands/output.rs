@@ -20,6 +20,7 @@ pub enum OutputCommand {
     /// Open a sealed output as a recipient: prints the authenticated header and the content
     /// (or writes the content to --out).
     Open {
+        /// The sealed output (ROOM/outputs/<run>-....cro).
         #[arg(long = "in", value_name = "FILE")]
         input: PathBuf,
         /// Recipient member name.
@@ -28,11 +29,13 @@ pub enum OutputCommand {
         /// The recipient's NAME.enc.key.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// Write the content here (mode 0600) instead of to stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// Show an output's header and recipients without opening it (unauthenticated).
     Inspect {
+        /// The sealed output.
         #[arg(long = "in", value_name = "FILE")]
         input: PathBuf,
     },
