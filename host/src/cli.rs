@@ -38,8 +38,10 @@ pub enum Command {
     Dataset(commands::dataset::DatasetArgs),
     /// Data owners: run a key broker (KBS protocol) and register dataset keys in it.
     Kbs(commands::kbs::KbsArgs),
-    /// Workloads: digest, approve as an owner.
+    /// Workloads: digest, propose, show a proposal, approve as an owner.
     Workload(commands::workload::WorkloadArgs),
+    /// Members: suspend the room (no run starts, no broker releases a key) and resume it.
+    Governance(commands::governance::GovernanceArgs),
     /// Operators: run an approved workload in the room.
     Run(commands::run::RunArgs),
     /// Recipients: open a sealed output.
@@ -71,6 +73,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Contract(a) => commands::contract::run(a),
         Command::Dataset(a) => commands::dataset::run(a),
         Command::Kbs(a) => commands::kbs::run(a),
+        Command::Governance(a) => commands::governance::run(a),
         Command::Workload(a) => commands::workload::run(a),
         Command::Run(a) => commands::run::run_command(a),
         Command::Output(a) => commands::output::run(a),

@@ -61,6 +61,8 @@ pub enum HostError {
     },
     #[error("key broker {broker} could not be reached: {reason}")]
     BrokerUnreachable { broker: String, reason: String },
+    #[error("key broker {broker} refused the governance message: {reason}")]
+    GovernanceRefused { broker: String, reason: String },
     #[error("key broker database {path}: {what}")]
     BrokerStore { path: String, what: String },
     #[error("the broker master key does not open database {path} (wrong master key?)")]
@@ -118,6 +120,7 @@ impl HostError {
                 | HostError::Attestation(_)
                 | HostError::Sealed { .. }
                 | HostError::KeyRefused { .. }
+                | HostError::GovernanceRefused { .. }
                 | HostError::TooFewRows { .. }
                 | HostError::ColumnNotAllowed { .. }
                 | HostError::QueryRefused { .. }

@@ -14,7 +14,7 @@ use cleanroom_policy::guards::{EffectiveGuards, check_min_rows};
 use cleanroom_policy::message::{self, SignedMessage};
 use cleanroom_policy::workload::OutputFormat;
 use cleanroom_policy::{Contract, SignedContract, Workload};
-use cleanroom_policy::{approval, proposal};
+use cleanroom_policy::{approval, governance, proposal};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use rand::RngCore;
 
@@ -26,6 +26,10 @@ use crate::fsutil::{self, Root};
 use crate::kbs::client::{self, KeyRequest};
 use crate::seal::envelope::{self, OutputHeader};
 use crate::seal::stream;
+
+/// The room's record of members' suspend/resume messages (one base64 COSE_Sign1 per line,
+/// appended by `cleanroom governance suspend|resume --room`).
+pub const GOVERNANCE_FILE: &str = "governance.msgs";
 
 /// Where the run's inputs are and where it writes.
 #[derive(Clone)]
@@ -276,6 +280,24 @@ async fn run_steps(
         "accepted",
         "signed by every member",
     )?;
+
+    // Suspension (I3): no member's suspension may be in force when a run starts. The
+    // brokers check their own copies too, so removing this file does not lift one.
+    let gov_file = cfg.room_dir.join(GOVERNANCE_FILE);
+    let subject = format!("contract {}", digest.hex());
+    let suspensions = match read_messages(&gov_file) {
+        Ok(m) => m,
+        Err(e) => return ctx.refuse("suspension", &subject, e),
+    };
+    match governance::check(&signed, &suspensions) {
+        Ok(()) => ctx.ok(
+            "suspension",
+            &subject,
+            "none",
+            "no member's suspension is in force",
+        )?,
+        Err(e) => return ctx.refuse("suspension", &subject, e.into()),
+    }
 
     // 2. The workload, approved by every owner of every input.
     let workload = match load_workload(&cfg.workload) {

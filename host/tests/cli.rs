@@ -50,8 +50,18 @@ fn help_explains_every_command() {
     let o = cleanroom(&["--help"]);
     let out = String::from_utf8_lossy(&o.stdout);
     for cmd in [
-        "member", "contract", "dataset", "kbs", "workload", "run", "output", "audit", "attest",
-        "measure", "demo",
+        "member",
+        "contract",
+        "dataset",
+        "kbs",
+        "workload",
+        "governance",
+        "run",
+        "output",
+        "audit",
+        "attest",
+        "measure",
+        "demo",
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}: {out}");
     }
@@ -526,6 +536,56 @@ recipients = ["bob"]
         events.contains("release  granted  alice/dataset/sales"),
         "{events}"
     );
+
+    // Bob suspends the room: the room and both brokers record it; the next run is refused.
+    let govern = |what: &str, who: &str| {
+        ok(&[
+            "governance",
+            what,
+            "--contract",
+            &p("room/contract.toml"),
+            "--key",
+            &p(&format!("keys/{who}.sign.key")),
+            "--reason",
+            "contract renewal",
+            "--room",
+            &p("room"),
+        ])
+    };
+    let said = govern("suspend", "bob");
+    assert_eq!(
+        said.matches("recorded; suspended by bob").count(),
+        2,
+        "{said}"
+    );
+    let run = || {
+        cleanroom(&[
+            "run",
+            "--contract",
+            &p("room/contract.toml"),
+            "--workload",
+            &p("room/workload.toml"),
+            "--dir",
+            &p("room"),
+            "--platform",
+            "sim",
+        ])
+    };
+    assert_clean_failure(&run(), 1, "the room is suspended by `bob`");
+    let status = ok(&[
+        "governance",
+        "status",
+        "--contract",
+        &p("room/contract.toml"),
+        "--room",
+        &p("room"),
+    ]);
+    assert!(
+        status.starts_with("suspended by `bob` since ") && status.contains("contract renewal"),
+        "{status}"
+    );
+    govern("resume", "bob");
+    assert!(run().status.success(), "the run after resume succeeds");
     drop(brokers);
 }
 

@@ -109,4 +109,6 @@ pub enum PolicyError {
         expected: String,
         actual: String,
     },
+    #[error("the room is suspended by {by}")]
+    Suspended { by: String },
 }

@@ -14,6 +14,7 @@
 //!   component's digest, world and imports) and the `governance.proposers` rule.
 //! - [`approval`]: who must sign what before a run may start (invariant I3), producing an
 //!   [`approval::Approved`] proof.
+//! - [`governance`]: suspend and resume messages and the suspensions in force (I3).
 //! - [`guards`]: the effective output guards of a run (minimum rows per input, minimum group
 //!   size, output caps).
 //!
@@ -32,6 +33,7 @@
 pub mod approval;
 pub mod contract;
 mod error;
+pub mod governance;
 pub mod guards;
 pub mod message;
 pub mod proposal;

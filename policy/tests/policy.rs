@@ -6,7 +6,7 @@ use base64::Engine;
 use cleanroom_policy::message::{MessageType, SignedMessage};
 use cleanroom_policy::workload::ApprovalPayload;
 use cleanroom_policy::{Contract, PolicyError, SignedContract, Workload};
-use cleanroom_policy::{approval, proposal};
+use cleanroom_policy::{approval, governance, proposal};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use p384::pkcs8::{EncodePublicKey, LineEnding};
 
@@ -561,5 +561,72 @@ fn rejects_row_recipient_who_is_not_a_member() {
     assert!(matches!(
         parse(&text).unwrap_err(),
         PolicyError::NotAMember { name, .. } if name == "mallory"
+    ));
+}
+
+// ---- Suspension (I3) ----
+
+fn govern(c: &Contract, seed: u8, ty: MessageType, at: u64) -> SignedMessage {
+    SignedMessage::sign(
+        &key(seed),
+        ty,
+        c.digest().0,
+        at,
+        governance::GovernancePayload {
+            reason: "audit pending".into(),
+        }
+        .to_bytes(),
+    )
+}
+
+#[test]
+fn any_member_suspends_and_only_that_member_resumes() {
+    let s = signed();
+    let c = s.contract();
+    let suspend = govern(c, 1, MessageType::Suspend, 10);
+    assert!(matches!(
+        governance::check(&s, std::slice::from_ref(&suspend)).unwrap_err(),
+        PolicyError::Suspended { by } if by == "`publisher`"
+    ));
+    // The advertiser's resume does not lift the publisher's suspension.
+    let other = govern(c, 2, MessageType::Resume, 20);
+    assert!(governance::check(&s, &[suspend.clone(), other.clone()]).is_err());
+    let resume = govern(c, 1, MessageType::Resume, 30);
+    governance::check(&s, &[suspend, other, resume]).unwrap();
+}
+
+#[test]
+fn replayed_old_resume_does_not_lift_a_newer_suspension() {
+    let s = signed();
+    let c = s.contract();
+    let old_resume = govern(c, 1, MessageType::Resume, 5);
+    let suspend = govern(c, 1, MessageType::Suspend, 10);
+    // The operator appends the old resume after the suspension: order in the file does not
+    // matter, the newer message wins.
+    let st = governance::suspensions(&s, &[suspend, old_resume]).unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].member, "publisher");
+    assert_eq!(st[0].since_unix, 10);
+}
+
+#[test]
+fn rejects_suspension_from_a_non_member_or_another_contract() {
+    let s = signed();
+    let forged = govern(s.contract(), 9, MessageType::Suspend, 10);
+    assert!(matches!(
+        governance::check(&s, &[forged]).unwrap_err(),
+        PolicyError::SignerNotAMember { .. }
+    ));
+    let other = parse(&contract_text().replace("adtech", "other")).unwrap();
+    let foreign = govern(&other, 1, MessageType::Suspend, 10);
+    assert!(matches!(
+        governance::check(&s, &[foreign]).unwrap_err(),
+        PolicyError::WrongContract { .. }
+    ));
+    // An approval is not a suspension.
+    let a = approve(s.contract(), &workload(), 1);
+    assert!(matches!(
+        governance::check(&s, &[a]).unwrap_err(),
+        PolicyError::WrongMessageType { .. }
     ));
 }

@@ -88,6 +88,7 @@ async fn two_members_combine_sealed_data_under_guards() {
         events,
         [
             "contract:accepted",
+            "suspension:none",
             "proposal:accepted",
             "approval:granted",
             "attestation:verified",
@@ -770,5 +771,122 @@ async fn workload_edited_after_its_proposal_is_refused() {
         "{err}"
     );
     room.assert_refused("proposal");
+    room.stop().await;
+}
+
+// ---- Suspension (I3): any member can suspend; it takes effect before the next run ----
+
+async fn governance(room: &Room, member: &str, kind: cleanroom_policy::MessageType, to_room: bool) {
+    use cleanroom_host::commands::contract::ContractFiles;
+    use cleanroom_host::commands::governance::{Delivery, deliver};
+    let d = Delivery {
+        contract: ContractFiles {
+            contract: room.contract.clone(),
+            sigs: None,
+        },
+        key: room.key_of(member),
+        reason: "data-sharing agreement under review".into(),
+        room: to_room.then(|| room.room.clone()),
+        offline: false,
+    };
+    let done = deliver(kind, &d).await.unwrap();
+    assert_eq!(done.member, member);
+    assert_eq!(done.brokers.len(), 2, "delivered to both brokers");
+    for (url, r) in &done.brokers {
+        assert!(r.is_ok(), "{url}: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspended_room_refuses_the_next_run_before_any_key_request() {
+    use cleanroom_policy::MessageType;
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    // The advertiser is not the owner of impressions, yet its suspension stops everything.
+    governance(&room, "advertiser", MessageType::Suspend, true).await;
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Policy(PolicyError::Suspended { by }) if by == "`advertiser`"),
+        "{err}"
+    );
+    room.assert_refused("suspension");
+    assert_eq!(
+        room.keys_released("publisher") + room.keys_released("advertiser"),
+        0
+    );
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_refuse_keys_while_suspended_even_if_the_room_record_is_deleted() {
+    use cleanroom_policy::MessageType;
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    governance(&room, "publisher", MessageType::Suspend, true).await;
+    // A hostile operator deletes the room's record of the suspension.
+    std::fs::remove_file(room.room.join(cleanroom_host::run::GOVERNANCE_FILE)).unwrap();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("suspended by `publisher`")),
+        "{err}"
+    );
+    room.assert_refused("key-request");
+    assert_eq!(
+        room.keys_released("publisher") + room.keys_released("advertiser"),
+        0
+    );
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_suspending_member_lifts_its_suspension() {
+    use cleanroom_policy::MessageType;
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    governance(&room, "advertiser", MessageType::Suspend, true).await;
+    // The publisher's resume does not overrule the advertiser.
+    governance(&room, "publisher", MessageType::Resume, true).await;
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Policy(PolicyError::Suspended { .. })),
+        "{err}"
+    );
+    // The advertiser resumes: the next run starts and gets its keys.
+    governance(&room, "advertiser", MessageType::Resume, true).await;
+    room.run().await.expect("the run after resume succeeds");
+    assert_eq!(room.outputs().len(), 1);
+    room.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_rejects_a_suspension_signed_by_a_non_member() {
+    use cleanroom_policy::MessageType;
+    use cleanroom_policy::message::SignedMessage;
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let outsider = p384::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let forged = SignedMessage::sign(
+        &outsider,
+        MessageType::Suspend,
+        room.digest,
+        cleanroom_host::clock::now_unix(),
+        b"{\"reason\":\"\"}".to_vec(),
+    );
+    let url = format!("http://{}", room.brokers[0].addr);
+    let err = cleanroom_host::kbs::client::send_governance(
+        &reqwest::Client::new(),
+        &url,
+        &forged.to_base64(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, HostError::GovernanceRefused { reason, .. } if reason.contains("not the key of any member")),
+        "{err}"
+    );
+    // Nothing was recorded: the room runs.
+    room.run()
+        .await
+        .expect("the forged suspension has no effect");
     room.stop().await;
 }

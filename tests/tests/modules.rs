@@ -231,7 +231,7 @@ const HOSTILE: &[(&str, &str, Option<&str>)] = &[
     (
         "hostile_infinite_loop",
         "query",
-        Some("deadline of 1000 ms"),
+        Some("deadline of 5000 ms"),
     ),
     ("hostile_memory_bomb", "query", Some("memory limit")),
     ("hostile_open_files", "query", Some("wasi:filesystem/")),
@@ -282,7 +282,11 @@ fn every_hostile_guest_is_in_the_run_path_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
     let spec = Spec {
-        edit_contract: Box::new(|t| format!("{t}\n[sandbox]\ndeadline_ms = 1000\n")),
+        // A small memory limit, so the memory bomb meets it long before the deadline even
+        // on a loaded machine; a deadline short enough to keep the infinite loop brief.
+        edit_contract: Box::new(|t| {
+            format!("{t}\n[sandbox]\ndeadline_ms = 5000\nmemory_bytes = 67108864\n")
+        }),
         ..Spec::default()
     };
     let room = Room::new(spec).await;

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod audit;
 pub mod contract;
 pub mod dataset;
+pub mod governance;
 pub mod kbs;
 pub mod measure;
 pub mod member;

@@ -8,7 +8,8 @@ use crate::attestation::EvidenceSource;
 use crate::error::{HostError, Result};
 use crate::kbs::jwe::{self, Jwe};
 use crate::kbs::protocol::{
-    Attestation, AuthRequest, Challenge, ErrorBody, PROTOCOL_VERSION, RuntimeData, SESSION_COOKIE,
+    Attestation, AuthRequest, Challenge, ErrorBody, GOVERNANCE_PATH, GovernanceRequest,
+    GovernanceResult, PROTOCOL_VERSION, RuntimeData, SESSION_COOKIE,
 };
 use crate::seal::keyfile;
 use crate::seal::stream::DataKey;
@@ -110,4 +111,38 @@ pub async fn fetch_key(
     let plain = jwe::decrypt(&tee_key, &jwe).map_err(|e| unreachable(req, e))?;
     let (key, _) = keyfile::from_json(&plain, req.resource)?;
     Ok(key)
+}
+
+/// Deliver a member's signed suspend/resume message to a broker
+/// (`POST /cleanroom/v0/governance`); returns the suspensions in force there afterwards.
+pub async fn send_governance(
+    http: &reqwest::Client,
+    broker: &str,
+    message_b64: &str,
+) -> Result<GovernanceResult> {
+    let base = broker.trim_end_matches('/');
+    let failed = |reason: String| HostError::BrokerUnreachable {
+        broker: broker.to_string(),
+        reason,
+    };
+    let resp = http
+        .post(format!("{base}{GOVERNANCE_PATH}"))
+        .json(&GovernanceRequest {
+            message: message_b64.to_string(),
+        })
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let reason = match resp.json::<ErrorBody>().await {
+            Ok(b) => b.detail,
+            Err(_) => format!("HTTP {status}"),
+        };
+        return Err(HostError::GovernanceRefused {
+            broker: broker.to_string(),
+            reason,
+        });
+    }
+    resp.json().await.map_err(|e| failed(e.to_string()))
 }

@@ -69,3 +69,20 @@ pub struct ErrorBody {
     pub kind: String,
     pub detail: String,
 }
+
+/// Cleanroom's governance route at a broker (not part of the KBS protocol).
+pub const GOVERNANCE_PATH: &str = "/cleanroom/v0/governance";
+
+/// Body of `POST /cleanroom/v0/governance`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GovernanceRequest {
+    /// A member's `suspend` or `resume` COSE_Sign1, base64.
+    pub message: String,
+}
+
+/// The broker's answer: who signed, and the suspensions in force now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GovernanceResult {
+    pub member: String,
+    pub suspended_by: Vec<String>,
+}

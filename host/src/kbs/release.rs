@@ -9,6 +9,7 @@
 
 use cleanroom_attest::{AttestError, Expected, report_data_for};
 use cleanroom_policy::approval::{self, Approved};
+use cleanroom_policy::governance;
 use cleanroom_policy::message::SignedMessage;
 use cleanroom_policy::{Contract, PolicyError, SignedContract, Workload};
 use p384::PublicKey;
@@ -43,6 +44,10 @@ pub enum Refusal {
     OtherContract { path: String },
     #[error("workload `{workload}` does not read dataset `{dataset}`")]
     NotAnInput { workload: String, dataset: String },
+    #[error("key release suspended: {0}")]
+    Suspended(PolicyError),
+    #[error("governance message refused: {0}")]
+    BadGovernance(PolicyError),
     #[error("broker storage error")]
     Store,
 }
@@ -61,6 +66,8 @@ impl Refusal {
             Refusal::UnknownResource { .. } => "unknown-resource",
             Refusal::OtherContract { .. } => "other-contract",
             Refusal::NotAnInput { .. } => "not-an-input",
+            Refusal::Suspended(_) => "suspended",
+            Refusal::BadGovernance(_) => "governance-refused",
             Refusal::Store => "internal",
         }
     }
@@ -101,6 +108,7 @@ pub fn attest(
             digest: rd.contract_digest.clone(),
         })?;
     let contract = verify_stored_contract(&text, &sigs).map_err(Refusal::ContractInvalid)?;
+    check_not_suspended(store, &contract)?;
     let refs = attestation::reference_values(contract.contract());
     let expected = Expected {
         report_data: report_data_for(&rd.canonical_json()),
@@ -129,6 +137,51 @@ pub fn attest(
     })
 }
 
+/// I3: a member's suspension recorded at this broker stops every release for the contract,
+/// even if the room's own copy of it was removed.
+fn check_not_suspended(store: &Store, contract: &SignedContract) -> Result<(), Refusal> {
+    let messages = stored_governance(store, contract)?;
+    governance::check(contract, &messages).map_err(Refusal::Suspended)
+}
+
+/// The suspend/resume messages recorded for `contract`.
+fn stored_governance(
+    store: &Store,
+    contract: &SignedContract,
+) -> Result<Vec<SignedMessage>, Refusal> {
+    store
+        .governance(&contract.digest().hex())
+        .map_err(|_| Refusal::Store)?
+        .iter()
+        .map(|m| SignedMessage::from_base64(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Refusal::Store)
+}
+
+/// Record a member's suspend or resume message (base64 COSE_Sign1) for a contract
+/// registered here, after verifying it. Returns the signing member and the suspensions in
+/// force afterwards.
+pub fn record_governance(
+    store: &Store,
+    message_b64: &str,
+) -> Result<(String, Vec<governance::Suspended>), Refusal> {
+    let msg = SignedMessage::from_base64(message_b64.trim())
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let digest = hex::encode(msg.contract_digest);
+    let (text, sigs) = store
+        .contract(&digest)
+        .map_err(|_| Refusal::Store)?
+        .ok_or(Refusal::UnknownContract { digest })?;
+    let contract = verify_stored_contract(&text, &sigs).map_err(Refusal::ContractInvalid)?;
+    let member = governance::verify(&contract, &msg).map_err(Refusal::BadGovernance)?;
+    store
+        .put_governance(&contract.digest().hex(), &msg.to_base64())
+        .map_err(|_| Refusal::Store)?;
+    let messages = stored_governance(store, &contract)?;
+    let state = governance::suspensions(&contract, &messages).map_err(|_| Refusal::Store)?;
+    Ok((member, state))
+}
+
 /// Parse and verify a contract stored at the broker.
 pub fn verify_stored_contract(text: &str, sigs: &[String]) -> Result<SignedContract, PolicyError> {
     let contract = Contract::parse(text, "stored contract")?;
@@ -148,6 +201,7 @@ pub fn release(store: &Store, attested: &Attested, path: &str) -> Result<DataKey
     if rec.contract_digest != attested.contract.digest().hex() {
         return Err(Refusal::OtherContract { path: path.into() });
     }
+    check_not_suspended(store, &attested.contract)?;
     let c = attested.contract.contract();
     let ds = c
         .dataset(&rec.dataset)

@@ -1,4 +1,5 @@
-//! The broker's HTTP server (axum): three routes, one error mapping.
+//! The broker's HTTP server (axum): the three KBS routes, Cleanroom's governance route
+//! (members' signed suspend/resume messages), one error mapping.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use rand::RngCore;
 
 use crate::kbs::jwe;
 use crate::kbs::protocol::{
-    AttestResult, Attestation, AuthRequest, Challenge, ErrorBody, SESSION_COOKIE,
+    AttestResult, Attestation, AuthRequest, Challenge, ErrorBody, GOVERNANCE_PATH,
+    GovernanceRequest, GovernanceResult, SESSION_COOKIE,
 };
 use crate::kbs::release::{self, Attested, Refusal};
 use crate::kbs::store::Store;
@@ -61,6 +63,7 @@ fn router(state: Arc<BrokerState>) -> Router {
         .route("/kbs/v0/auth", post(auth))
         .route("/kbs/v0/attest", post(attest))
         .route("/kbs/v0/resource/{repo}/{ty}/{tag}", get(resource))
+        .route(GOVERNANCE_PATH, post(governance))
         .with_state(state)
 }
 
@@ -258,6 +261,44 @@ async fn resource(
             let _ = st
                 .store
                 .record_event("release", &path, "refused", &r.to_string());
+            refuse(status_of(&r), &r)
+        }
+    }
+}
+
+/// `POST /cleanroom/v0/governance`: any member of a contract registered here suspends or
+/// resumes key releases for it with a signed message. Unauthenticated by design: the
+/// message's signature is the authentication.
+async fn governance(
+    State(st): State<Arc<BrokerState>>,
+    Json(req): Json<GovernanceRequest>,
+) -> Response {
+    match release::record_governance(&st.store, &req.message) {
+        Ok((member, state)) => {
+            let suspended_by: Vec<String> = state.into_iter().map(|s| s.member).collect();
+            let _ = st.store.record_event(
+                "governance",
+                "contract",
+                "recorded",
+                &format!(
+                    "message from `{member}`; suspended by: {}",
+                    if suspended_by.is_empty() {
+                        "nobody".to_string()
+                    } else {
+                        suspended_by.join(", ")
+                    }
+                ),
+            );
+            Json(GovernanceResult {
+                member,
+                suspended_by,
+            })
+            .into_response()
+        }
+        Err(r) => {
+            let _ = st
+                .store
+                .record_event("governance", "contract", "refused", &r.to_string());
             refuse(status_of(&r), &r)
         }
     }

@@ -114,6 +114,9 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, event TEXT NOT NULL,
   resource TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS governance (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, contract_digest TEXT NOT NULL, message TEXT NOT NULL,
+  UNIQUE (contract_digest, message));
 ";
 
 impl Store {
@@ -185,11 +188,48 @@ impl Store {
         let check =
             check.ok_or_else(|| store.err("not a Cleanroom broker database (no master check)"))?;
         match store.master.open(b"master_check", &check) {
-            Some(p) if p.as_slice() == CHECK_PLAINTEXT => Ok(store),
-            _ => Err(HostError::WrongMasterKey {
-                path: path.display().to_string(),
-            }),
+            Some(p) if p.as_slice() == CHECK_PLAINTEXT => {}
+            _ => {
+                return Err(HostError::WrongMasterKey {
+                    path: path.display().to_string(),
+                });
+            }
         }
+        // Tables added since the database was made (idempotent).
+        store
+            .conn
+            .lock()
+            .expect("lock")
+            .execute_batch(SCHEMA)
+            .map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    /// Record a verified suspend/resume message (base64 COSE) for a contract. Returns
+    /// whether it was new. Messages are only ever added.
+    pub fn put_governance(&self, contract_digest: &str, message_b64: &str) -> Result<bool> {
+        let c = self.conn.lock().expect("lock");
+        let n = c
+            .execute(
+                "INSERT OR IGNORE INTO governance (contract_digest, message) VALUES (?1, ?2)",
+                params![contract_digest, message_b64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Every suspend/resume message recorded for a contract (base64 COSE), in the order
+    /// they were recorded.
+    pub fn governance(&self, contract_digest: &str) -> Result<Vec<String>> {
+        let c = self.conn.lock().expect("lock");
+        let mut st = c
+            .prepare("SELECT message FROM governance WHERE contract_digest = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![contract_digest], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Store a (fully signed, already verified) contract.
