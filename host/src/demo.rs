@@ -690,12 +690,13 @@ pub async fn scenario(
             out,
             "    {name}: {rows} rows of `{ds}` sealed as {} ({}); key registered at its broker as {resource}",
             room.join(&location).display(),
-            if parsed.dataset(ds).expect("demo").format
-                == cleanroom_policy::contract::DataFormat::Parquet
-            {
-                "Parquet Modular Encryption"
-            } else {
-                "sealed stream"
+            match (parsed.dataset(ds).expect("demo").format, &k.withheld) {
+                (cleanroom_policy::contract::DataFormat::Parquet, Some(_)) => format!(
+                    "Parquet Modular Encryption; columns outside allowed_fields under a key that never leaves the {name}"
+                ),
+                (cleanroom_policy::contract::DataFormat::Parquet, None) =>
+                    "Parquet Modular Encryption".to_string(),
+                _ => "sealed stream".to_string(),
             }
         )?;
     }

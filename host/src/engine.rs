@@ -50,7 +50,8 @@ pub fn contract_schema(ds: &Dataset) -> SchemaRef {
     ))
 }
 
-fn allowed(ds: &Dataset) -> Vec<String> {
+/// The names of a dataset's `allowed_fields`.
+pub fn allowed(ds: &Dataset) -> Vec<String> {
     ds.allowed_fields
         .iter()
         .map(|f| f.get_ref().clone())
@@ -219,8 +220,9 @@ impl Engine {
         .map_err(|_| unreadable("could not stage the encrypted file"))?;
         let url = url::Url::parse(&format!("cleanroom-sealed://{name}/")).expect("valid URL");
         self.ctx.register_object_store(&url, store);
-        let opts = ParquetReadOptions::default()
-            .file_decryption_properties(crate::seal::parquet::datafusion_decryption(key, &name));
+        let opts = ParquetReadOptions::default().file_decryption_properties(
+            crate::seal::parquet::datafusion_decryption(key, &allowed(ds), &name),
+        );
         let dec_fail = "does not decrypt with the released key (wrong key, or the file was modified or swapped)";
         let df = self
             .ctx

@@ -369,6 +369,48 @@ async fn encrypted_parquet_with_flipped_byte_is_refused() {
     }
 }
 
+/// DESIGN "per-column keys": a Parquet column outside `allowed_fields` is encrypted under the
+/// owner's withheld key, which never reaches the broker, so what the broker releases to the
+/// room cannot decrypt it; the owner's full key file can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_outside_allowed_fields_cannot_be_decrypted_with_the_released_key() {
+    use cleanroom_host::seal::keyfile::{self, DatasetKeys};
+    use cleanroom_host::seal::parquet::read_encrypted;
+    let room = Room::new(Spec::default()).await;
+    let owner_file = common::member_dir(room.root(), "publisher").join("impressions.key");
+    let (owner, _) = keyfile::read(&owner_file).unwrap();
+    assert!(
+        owner.withheld.is_some(),
+        "ip_address is withheld: a withheld key exists"
+    );
+    let sealed = std::fs::read(room.room.join(IMP)).unwrap();
+    let all: Vec<String> = ["user_id_hash", "campaign", "ts", "site", "ip_address"]
+        .map(String::from)
+        .to_vec();
+    let allowed = all[..4].to_vec();
+
+    // The owner reads every column.
+    let (schema, _) =
+        read_encrypted(&owner, &all, &allowed, "impressions", sealed.clone()).unwrap();
+    assert!(schema.field_with_name("ip_address").is_ok());
+    // With only the released key, reading ip_address fails, even trying that key for it.
+    let released = DatasetKeys {
+        key: owner.key.clone(),
+        withheld: None,
+    };
+    assert!(read_encrypted(&released, &all, &allowed, "impressions", sealed.clone()).is_err());
+    assert!(read_encrypted(&released, &all, &all, "impressions", sealed).is_err());
+    // The owner's key file, withheld key included, is refused as a broker key file.
+    let err = keyfile::from_json(&std::fs::read(&owner_file).unwrap(), "owner").unwrap_err();
+    assert!(err.to_string().contains("withheld"), "{err}");
+    // And the room still runs on the allowed columns.
+    room.approve_all();
+    room.run()
+        .await
+        .expect("the run reads only allowed columns");
+    room.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_reading_a_column_outside_allowed_fields_is_refused() {
     let spec = Spec {

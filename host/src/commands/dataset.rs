@@ -12,8 +12,9 @@ use cleanroom_policy::contract::{DataFormat, Dataset};
 
 use crate::engine;
 use crate::fsutil;
+use crate::seal::keyfile::{self, DatasetKeys};
+use crate::seal::parquet;
 use crate::seal::stream::{self, DataKey};
-use crate::seal::{keyfile, parquet};
 
 #[derive(Debug, Args)]
 pub struct DatasetArgs {
@@ -125,11 +126,12 @@ pub fn seal(
     name: &str,
     input: &Path,
     out: &Path,
-    key: Option<DataKey>,
+    keys: Option<DatasetKeys>,
     segment_size: u32,
-) -> anyhow::Result<(DataKey, u64)> {
+) -> anyhow::Result<(DatasetKeys, u64)> {
     let ds = dataset(contract, name, contract_path)?;
-    let key = key.unwrap_or_else(DataKey::generate);
+    let mut keys = keys.unwrap_or_else(DatasetKeys::generate);
+    let key = keys.key.clone();
     let (sealed, rows) = match ds.format {
         DataFormat::File => {
             let plain = zeroize::Zeroizing::new(fsutil::read_file(input)?);
@@ -162,11 +164,18 @@ pub fn seal(
             };
             let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
             let schema = Arc::new(engine::contract_schema(ds).as_ref().clone());
-            (parquet::write_encrypted(&key, name, schema, batches)?, rows)
+            let allowed = engine::allowed(ds);
+            if allowed.len() < ds.schema.len() && keys.withheld.is_none() {
+                keys.withheld = Some(DataKey::generate());
+            }
+            (
+                parquet::write_encrypted(&keys, &allowed, name, schema, batches)?,
+                rows,
+            )
         }
     };
     fsutil::write_file_atomic(out, &sealed, false)?;
-    Ok((key, rows))
+    Ok((keys, rows))
 }
 
 pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
@@ -204,9 +213,14 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
                 keyfile::write(ko, &k, name)?;
             }
             println!(
-                "sealed {rows} rows of `{name}` to {} (key id {}{})",
+                "sealed {rows} rows of `{name}` to {} (key id {}{}{})",
                 out.display(),
-                k.id_hex(),
+                k.key.id_hex(),
+                if k.withheld.is_some() {
+                    "; columns outside allowed_fields under a withheld key that stays with you"
+                } else {
+                    ""
+                },
                 key_out
                     .as_ref()
                     .map(|p| format!(", key in {}", p.display()))
@@ -226,7 +240,7 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
             let sealed = fsutil::read_file(input)?;
             let (plain, rows) = match ds.format {
                 DataFormat::File => {
-                    let plain = stream::open(&k, Some(name), &sealed).map_err(|source| {
+                    let plain = stream::open(&k.key, Some(name), &sealed).map_err(|source| {
                         crate::error::HostError::Sealed {
                             path: input.display().to_string(),
                             source,
@@ -235,7 +249,7 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
                     (plain.to_vec(), 0)
                 }
                 DataFormat::Csv | DataFormat::Json => {
-                    let plain = stream::open(&k, Some(name), &sealed).map_err(|source| {
+                    let plain = stream::open(&k.key, Some(name), &sealed).map_err(|source| {
                         crate::error::HostError::Sealed {
                             path: input.display().to_string(),
                             source,
@@ -248,7 +262,10 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
                     (plain.to_vec(), rows)
                 }
                 DataFormat::Parquet => {
-                    let (schema, batches) = parquet::read_encrypted(&k, name, sealed)
+                    let columns: Vec<String> =
+                        ds.schema.iter().map(|f| f.name.get_ref().clone()).collect();
+                    let allowed = engine::allowed(ds);
+                    let (schema, batches) = parquet::read_encrypted(&k, &columns, &allowed, name, sealed)
                         .map_err(|_| anyhow::anyhow!("{}: does not decrypt as dataset `{name}` with this key (wrong key, or modified/swapped file)", input.display()))?;
                     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
                     (engine::to_csv(&schema, &batches)?, rows)
@@ -257,7 +274,7 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "{}: `{name}` opens with key {}: {rows} rows, columns {}",
                 input.display(),
-                k.id_hex(),
+                k.key.id_hex(),
                 ds.schema
                     .iter()
                     .map(|f| f.name.get_ref().as_str())

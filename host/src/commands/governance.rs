@@ -81,13 +81,21 @@ pub async fn deliver(kind: MessageType, d: &Delivery) -> anyhow::Result<Delivere
     let payload = GovernancePayload {
         reason: d.reason.clone(),
     };
-    let msg = SignedMessage::sign(
-        &sk,
-        kind,
-        signed.digest().0,
-        crate::clock::now_unix(),
-        payload.to_bytes(),
-    );
+    // A member's later message must carry a later time even if its clock went back since
+    // its last one (the latest message of each member decides): use the room's record.
+    let kid = cleanroom_policy::message::key_fingerprint(&p384::ecdsa::VerifyingKey::from(&sk));
+    let own_latest = match &d.room {
+        Some(room) => read_messages(&room.join(GOVERNANCE_FILE))?
+            .iter()
+            .filter(|m| m.kid == kid)
+            .map(|m| m.created_at)
+            .max(),
+        None => None,
+    };
+    let created = own_latest.map_or(crate::clock::now_unix(), |t| {
+        crate::clock::now_unix().max(t + 1)
+    });
+    let msg = SignedMessage::sign(&sk, kind, signed.digest().0, created, payload.to_bytes());
     let member = governance::verify(&signed, &msg).map_err(|e| {
         anyhow::anyhow!(
             "{}: {e} (only members of the contract can suspend or resume)",

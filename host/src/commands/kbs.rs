@@ -85,7 +85,10 @@ pub fn put(
         .contract()
         .dataset(dataset)
         .ok_or_else(|| anyhow::anyhow!("--dataset `{dataset}` is not in {}", contract.display()))?;
-    let (k, for_ds) = keyfile::read(key)?;
+    // Only the dataset key goes to the broker; a Parquet file's withheld column key stays
+    // in the owner's key file.
+    let (keys, for_ds) = keyfile::read(key)?;
+    let k = keys.key;
     if for_ds != dataset {
         bail!(
             "{}: this is the key of dataset `{for_ds}`, not `{dataset}`",

@@ -1,21 +1,25 @@
 //! Parquet Modular Encryption (the Apache standard) for Parquet datasets.
 //!
-//! Files are written with uniform encryption: footer and every column encrypted under the
-//! dataset key, with an AAD prefix naming the dataset that is *not* stored in the file, so a
-//! file cannot be swapped for another dataset's even under the same key. The footer key
-//! metadata carries the key id. Files are readable by any PME implementation (PyArrow,
-//! Spark) given the key and AAD prefix, and by DataFusion's `parquet_encryption` feature,
-//! which is how the run path reads them (see `engine`).
+//! The footer and every column in the contract's `allowed_fields` are encrypted under the
+//! dataset key (what the owner's broker releases to the room); every other column under the
+//! owner's *withheld* key, which never leaves the owner, so the room can never decrypt
+//! those columns, not even by a bug (DESIGN: per-column keys). With every column allowed,
+//! the file uses uniform encryption under the dataset key. The AAD prefix names the dataset
+//! and is *not* stored in the file, so a file cannot be swapped for another dataset's even
+//! under the same key. Key metadata carries the key ids. Files are readable by any PME
+//! implementation (PyArrow, Spark) given the keys and AAD prefix, and by DataFusion's
+//! `parquet_encryption` feature, which is how the run path reads them (see `engine`).
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::config::ConfigFileDecryptionProperties;
+use datafusion::config::{ColumnDecryptionProperties, ConfigFileDecryptionProperties};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
 
+use crate::seal::keyfile::DatasetKeys;
 use crate::seal::stream::DataKey;
 
 /// The AAD prefix binding a file to its dataset name.
@@ -23,18 +27,48 @@ pub fn aad_prefix(dataset: &str) -> Vec<u8> {
     format!("cleanroom:dataset:{dataset}").into_bytes()
 }
 
-/// Write `batches` as an encrypted Parquet file.
+/// Write `batches` as an encrypted Parquet file: `allowed` columns (and the footer) under
+/// `keys.key`, the others under `keys.withheld`, which must then be present.
 pub fn write_encrypted(
-    key: &DataKey,
+    keys: &DatasetKeys,
+    allowed: &[String],
     dataset: &str,
     schema: SchemaRef,
     batches: impl IntoIterator<Item = RecordBatch>,
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-    let enc = FileEncryptionProperties::builder(key.key_bytes().to_vec())
+    let key = &keys.key;
+    let mut enc = FileEncryptionProperties::builder(key.key_bytes().to_vec())
         .with_footer_key_metadata(key.id_hex().into_bytes())
         .with_aad_prefix(aad_prefix(dataset))
-        .with_aad_prefix_storage(false)
-        .build()?;
+        .with_aad_prefix_storage(false);
+    let withheld: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| !allowed.iter().any(|a| a == n))
+        .collect();
+    if !withheld.is_empty() {
+        let w = keys.withheld.as_ref().ok_or_else(|| {
+            parquet::errors::ParquetError::General(
+                "columns outside allowed_fields need a withheld key".into(),
+            )
+        })?;
+        // With column keys set, a column without one would be written in plaintext: give
+        // every column its key.
+        for f in schema.fields() {
+            let (k, meta) = if withheld.contains(&f.name().as_str()) {
+                (w, format!("withheld:{}", w.id_hex()))
+            } else {
+                (key, key.id_hex())
+            };
+            enc = enc.with_column_key_and_metadata(
+                f.name(),
+                k.key_bytes().to_vec(),
+                meta.into_bytes(),
+            );
+        }
+    }
+    let enc = enc.build()?;
     let props = WriterProperties::builder()
         .with_file_encryption_properties(enc)
         .build();
@@ -47,24 +81,55 @@ pub fn write_encrypted(
     Ok(out)
 }
 
-/// Decryption properties for DataFusion's Parquet reader.
-pub fn datafusion_decryption(key: &DataKey, dataset: &str) -> ConfigFileDecryptionProperties {
+/// Decryption properties for DataFusion's Parquet reader: the released key, for the footer
+/// and the `allowed` columns. No key for any other column exists in the room.
+pub fn datafusion_decryption(
+    key: &DataKey,
+    allowed: &[String],
+    dataset: &str,
+) -> ConfigFileDecryptionProperties {
+    let hex_key = hex::encode(key.key_bytes());
     ConfigFileDecryptionProperties {
-        footer_key_as_hex: hex::encode(key.key_bytes()),
+        footer_key_as_hex: hex_key.clone(),
+        column_decryption_properties: allowed
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    ColumnDecryptionProperties {
+                        column_key_as_hex: hex_key.clone(),
+                    },
+                )
+            })
+            .collect(),
         aad_prefix_as_hex: hex::encode(aad_prefix(dataset)),
         ..Default::default()
     }
 }
 
-/// Read an encrypted Parquet file in memory (for `dataset open`, the owner's check).
+/// Read an encrypted Parquet file in memory with every key of `keys` (for `dataset open`,
+/// the owner's check): `columns` are all the file's columns, `allowed` those under the
+/// dataset key; the rest need the withheld key.
 pub fn read_encrypted(
-    key: &DataKey,
+    keys: &DatasetKeys,
+    columns: &[String],
+    allowed: &[String],
     dataset: &str,
     bytes: Vec<u8>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), parquet::errors::ParquetError> {
-    let dec = FileDecryptionProperties::builder(key.key_bytes().to_vec())
-        .with_aad_prefix(aad_prefix(dataset))
-        .build()?;
+    let mut dec = FileDecryptionProperties::builder(keys.key.key_bytes().to_vec())
+        .with_aad_prefix(aad_prefix(dataset));
+    for c in columns {
+        let k = if allowed.contains(c) {
+            Some(&keys.key)
+        } else {
+            keys.withheld.as_ref()
+        };
+        if let Some(k) = k {
+            dec = dec.with_column_key(c, k.key_bytes().to_vec());
+        }
+    }
+    let dec = dec.build()?;
     let opts = ArrowReaderOptions::new().with_file_decryption_properties(dec);
     let builder =
         ParquetRecordBatchReaderBuilder::try_new_with_options(bytes::Bytes::from(bytes), opts)?;
