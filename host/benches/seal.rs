@@ -3,8 +3,10 @@
 //!
 //! Prints MB/s (10^6 bytes per second) for sealing and opening 256 MiB in memory with 1 MiB
 //! segments, openssl's 1 MiB-block AES-256-GCM figure, and the ratio of each to openssl;
-//! then runs the two-party demo (100k impressions, 20k conversions, brokers on 127.0.0.1)
-//! three times and prints the median time of each run phase.
+//! then the cost of one durable audit-log append on a short and on a 10 000-entry log,
+//! against a bare `write + fsync` of one line in the same directory; then runs the two-party
+//! demo (100k impressions, 20k conversions, brokers on 127.0.0.1) three times and prints the
+//! median time of each run phase.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -130,5 +132,63 @@ fn main() {
             println!("  openssl not found: install it (apt-get install openssl) for the baseline")
         }
     }
+    audit_appends();
     demo_phases();
+}
+
+/// Median time of `n` calls of `f`.
+fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
+    let mut t: Vec<Duration> = (0..n)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed()
+        })
+        .collect();
+    t.sort();
+    t[n / 2]
+}
+
+fn audit_appends() {
+    use cleanroom_host::audit::{AuditLog, Event};
+    use cleanroom_host::fsutil::Root;
+    use std::io::Write;
+    const BIG: usize = 10_000;
+    const N: usize = 200;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::open(dir.path()).expect("root");
+    let ev = Event {
+        event: "key-request",
+        subject: "publisher/dataset/impressions",
+        decision: "granted",
+        reason: "key released by http://127.0.0.1:8080 after attestation",
+    };
+    let mut log = AuditLog::open(&root, Some("bench".into())).expect("log");
+    let short = median_of(N, || log.append(ev.clone()).expect("append"));
+    while log.entries().len() < BIG {
+        log.append(ev.clone()).expect("append");
+    }
+    drop(log);
+    let mut log = AuditLog::open(&root, Some("bench".into())).expect("reopen");
+    let long = median_of(N, || log.append(ev.clone()).expect("append"));
+    let line = vec![b'x'; 400];
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.path().join("baseline"))
+        .expect("baseline");
+    let bare = median_of(N, || {
+        f.write_all(&line).expect("write");
+        f.sync_data().expect("fsync");
+    });
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("audit log append (one entry, fsynced), median of {N}");
+    println!("  log of {N} entries:    {:8.3} ms", ms(short));
+    println!("  log of {BIG} entries: {:8.3} ms", ms(long));
+    println!("  bare write+fsync:     {:8.3} ms", ms(bare));
+    println!(
+        "  ratio long/short {:.2}x, long/bare {:.2}x",
+        ms(long) / ms(short),
+        ms(long) / ms(bare)
+    );
 }

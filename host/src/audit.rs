@@ -9,8 +9,11 @@
 //! breaks the chain; an entry edited and re-hashed breaks every later `prev` and the
 //! checkpoint signature.
 //!
-//! Appends are committed atomically (the whole file is rewritten to a temp file, fsynced and
-//! renamed), so a crash never leaves a torn line.
+//! Each append writes one line and fsyncs before returning, so an appended entry is durable
+//! and an append costs the same however long the log is. A crash during an append can leave
+//! an incomplete last line, an entry that was never acknowledged: `cleanroom audit verify`
+//! reports it, and the next `AuditLog::open` cuts it off and appends a `recovered` entry
+//! saying so, so the drop itself is on the record.
 
 use p384::ecdsa::signature::{Signer, Verifier};
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -79,15 +82,35 @@ impl<'r> AuditLog<'r> {
     /// Open the log in `root` (empty if absent), verifying the existing chain first: a host
     /// does not append to a broken log.
     pub fn open(root: &'r Root, run: Option<String>) -> Result<Self> {
+        let path = root.display(LOG_FILE).display().to_string();
+        let mut torn = None;
         let entries = if root.exists(LOG_FILE) {
-            let text = root.read(LOG_FILE)?;
-            let entries = parse(&text, &root.display(LOG_FILE).display().to_string())?;
-            verify_entries(&entries, &root.display(LOG_FILE).display().to_string())?;
+            let mut text = root.read(LOG_FILE)?;
+            if let Some(cut) = torn_tail(&text) {
+                torn = Some(text.len() - cut);
+                text.truncate(cut);
+            }
+            let entries = parse(&text, &path)?;
+            verify_entries(&entries, &path)?;
+            if torn.is_some() {
+                root.truncate(LOG_FILE, text.len() as u64)?;
+            }
             entries
         } else {
             Vec::new()
         };
-        Ok(Self { root, entries, run })
+        let mut log = Self { root, entries, run };
+        if let Some(bytes) = torn {
+            log.append(Event {
+                event: "audit",
+                subject: LOG_FILE,
+                decision: "recovered",
+                reason: &format!(
+                    "dropped an incomplete last line of {bytes} bytes (an append cut short by a crash; it was never acknowledged)"
+                ),
+            })?;
+        }
+        Ok(log)
     }
 
     fn head(&self) -> String {
@@ -99,13 +122,11 @@ impl<'r> AuditLog<'r> {
 
     fn push(&mut self, mut e: Entry) -> Result<()> {
         e.hash = e.compute_hash();
+        let mut line = serde_json::to_vec(&e).expect("serialises");
+        line.push(b'\n');
+        self.root.append_durable(LOG_FILE, &line)?;
         self.entries.push(e);
-        let mut text = Vec::new();
-        for e in &self.entries {
-            serde_json::to_writer(&mut text, e).expect("serialises");
-            text.push(b'\n');
-        }
-        self.root.write_atomic(LOG_FILE, &text, false)
+        Ok(())
     }
 
     fn base(&self, ev: &Event<'_>) -> Entry {
@@ -157,7 +178,28 @@ impl<'r> AuditLog<'r> {
     }
 }
 
+/// Where a torn last line starts: `Some(len)` if `text` does not end with a newline (the
+/// log without its incomplete last line is `text[..len]`).
+fn torn_tail(text: &[u8]) -> Option<usize> {
+    if text.is_empty() || text.ends_with(b"\n") {
+        return None;
+    }
+    Some(text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1))
+}
+
 fn parse(text: &[u8], path: &str) -> Result<Vec<Entry>> {
+    if let Some(cut) = torn_tail(text) {
+        let complete = text[..cut].iter().filter(|b| **b == b'\n').count();
+        // A complete entry without its newline is still torn: the append did not finish.
+        return Err(HostError::AuditBroken {
+            path: path.into(),
+            seq: complete as u64,
+            what: format!(
+                "the last line ({} bytes) is incomplete: an append cut short by a crash; the next run drops it and records that",
+                text.len() - cut
+            ),
+        });
+    }
     let text = std::str::from_utf8(text).map_err(|_| HostError::AuditBroken {
         path: path.into(),
         seq: 0,
@@ -298,11 +340,56 @@ mod tests {
     }
 
     #[test]
+    fn torn_last_line_is_reported_then_dropped_and_recorded() {
+        let d = tempfile::tempdir().unwrap();
+        let mut text = log_with_entries(d.path());
+        let whole = text.clone();
+        // A crash in the middle of appending a fifth entry.
+        text.extend_from_slice(br#"{"seq":4,"prev":"ab"#);
+        std::fs::write(d.path().join(LOG_FILE), &text).unwrap();
+        let err = verify_bytes(&text, "log").unwrap_err();
+        assert!(
+            matches!(&err, HostError::AuditBroken { seq: 4, what, .. } if what.contains("incomplete")),
+            "{err}"
+        );
+        // The next open cuts the torn line and says so on the record.
+        let root = Root::open(d.path()).unwrap();
+        let log = AuditLog::open(&root, Some("r2".into())).unwrap();
+        let last = log.entries().last().unwrap();
+        assert_eq!(
+            (last.event.as_str(), last.decision.as_str()),
+            ("audit", "recovered")
+        );
+        let now = root.read(LOG_FILE).unwrap();
+        assert!(now.starts_with(&whole));
+        let s = verify_bytes(&now, "log").unwrap();
+        assert_eq!((s.entries, s.unsigned_tail), (5, 1));
+    }
+
+    #[test]
+    fn appends_add_lines_without_rewriting_earlier_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let before = log_with_entries(d.path());
+        let root = Root::open(d.path()).unwrap();
+        let mut log = AuditLog::open(&root, None).unwrap();
+        log.append(Event {
+            event: "e",
+            subject: "s",
+            decision: "ok",
+            reason: "r",
+        })
+        .unwrap();
+        let after = root.read(LOG_FILE).unwrap();
+        assert!(after.starts_with(&before));
+        assert_eq!(verify_bytes(&after, "log").unwrap().entries, 5);
+    }
+
+    #[test]
     fn detects_removed_entry() {
         let d = tempfile::tempdir().unwrap();
         let mut l = lines(&log_with_entries(d.path()));
         l.remove(1);
-        let err = verify_bytes(l.join("\n").as_bytes(), "log").unwrap_err();
+        let err = verify_bytes(format!("{}\n", l.join("\n")).as_bytes(), "log").unwrap_err();
         assert!(
             matches!(err, HostError::AuditBroken { seq: 1, .. }),
             "{err}"
@@ -315,7 +402,7 @@ mod tests {
         let mut l = lines(&log_with_entries(d.path()));
         l.swap(1, 2);
         assert!(matches!(
-            verify_bytes(l.join("\n").as_bytes(), "log"),
+            verify_bytes(format!("{}\n", l.join("\n")).as_bytes(), "log"),
             Err(HostError::AuditBroken { seq: 1, .. })
         ));
     }
@@ -324,7 +411,7 @@ mod tests {
     fn detects_edited_entry() {
         let d = tempfile::tempdir().unwrap();
         let l = lines(&log_with_entries(d.path()));
-        let edited = l.join("\n").replacen("\"granted\"", "\"refused\"", 1);
+        let edited = format!("{}\n", l.join("\n")).replacen("\"granted\"", "\"refused\"", 1);
         assert!(matches!(
             verify_bytes(edited.as_bytes(), "log"),
             Err(HostError::AuditBroken { seq: 0, .. })
@@ -348,7 +435,7 @@ mod tests {
             .iter()
             .map(|e| serde_json::to_string(e).unwrap())
             .collect();
-        let err = verify_bytes(text.join("\n").as_bytes(), "log").unwrap_err();
+        let err = verify_bytes(format!("{}\n", text.join("\n")).as_bytes(), "log").unwrap_err();
         assert!(
             matches!(err, HostError::AuditBroken { seq: 3, ref what, .. } if what.contains("signature")),
             "{err}"

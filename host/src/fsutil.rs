@@ -1,9 +1,10 @@
 //! File access and atomic commits.
 //!
-//! Everything the host writes that matters (outputs, audit log, keys, broker state) is
-//! committed atomically: written to a temporary file in the same directory, fsynced, renamed
-//! over the target, and the directory fsynced. A crash leaves the old file or the new one,
-//! never a torn one. Reads and writes of run data go through a `cap_std` directory handle so
+//! Everything the host writes that matters (outputs, keys, broker state) is committed
+//! atomically: written to a temporary file in the same directory, fsynced, renamed over the
+//! target, and the directory fsynced. A crash leaves the old file or the new one, never a
+//! torn one. The audit log is the exception: it is append-only and appended durably
+//! ([`Root::append_durable`]), and its reader drops a torn last line (see `audit`). Reads and writes of run data go through a `cap_std` directory handle so
 //! no contract field can name a path outside the directory it was given.
 
 use std::io::Write;
@@ -103,6 +104,43 @@ impl Root {
             let _ = dir.remove_file(&tmp);
         }
         result.map_err(err)
+    }
+}
+
+impl Root {
+    /// Append `bytes` to `rel` (created if absent) and fsync before returning: the bytes are
+    /// durable once this returns. A crash during the call can leave a prefix of `bytes` at
+    /// the end of the file; callers that append records detect and drop such a torn tail.
+    pub fn append_durable(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let err = |e| HostError::io(self.display(rel), e);
+        let created = !self.dir.exists(rel);
+        let mut opts = OpenOptions::new();
+        opts.append(true).create(true);
+        let mut f = self.dir.open_with(rel, &opts).map_err(err)?;
+        f.write_all(bytes).map_err(err)?;
+        f.sync_data().map_err(err)?;
+        if created {
+            // A new file: make its directory entry durable too.
+            let parent = Path::new(rel)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            self.dir
+                .open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Cut `rel` to its first `len` bytes, durably.
+    pub fn truncate(&self, rel: &str, len: u64) -> Result<()> {
+        let err = |e| HostError::io(self.display(rel), e);
+        let mut opts = OpenOptions::new();
+        opts.write(true);
+        let f = self.dir.open_with(rel, &opts).map_err(err)?;
+        f.set_len(len).map_err(err)?;
+        f.sync_all().map_err(err)
     }
 }
 
