@@ -4,7 +4,10 @@
 //! keys, run a key broker on 127.0.0.1, seal their data, sign the contract and approve a
 //! reach/conversion query; the room runs it under simulated attestation (INSECURE: this
 //! machine has no SEV-SNP/TDX), drops campaigns reaching fewer than 50 users, seals the
-//! result to the advertiser, who opens it; anyone verifies the audit log.
+//! result to the advertiser, who opens it. Then Wasm modules train a model (weights to the
+//! advertiser), score the publisher's audience (a guarded histogram, then per-user scores
+//! the contract allows to the publisher); the publisher suspends and resumes the room; anyone
+//! verifies the audit log.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -526,6 +529,49 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     Ok(())
 }
 
+/// Step 11: any member can stop the room (I3). The publisher suspends: the room and both
+/// brokers record it, the next run is refused before any key is requested; then it resumes.
+async fn suspension_step(
+    out: &mut dyn Write,
+    parties: &Parties<'_>,
+    cfg: &RunConfig,
+) -> anyhow::Result<()> {
+    use crate::commands::contract::ContractFiles;
+    use crate::commands::governance::{Delivery, deliver};
+    use cleanroom_policy::MessageType;
+    step(
+        out,
+        11,
+        "Any member can stop the room: the publisher suspends it, the next run is refused, the publisher resumes",
+    )?;
+    let delivery = Delivery {
+        contract: ContractFiles {
+            contract: parties.contract.to_path_buf(),
+            sigs: Some(parties.sigs.to_path_buf()),
+        },
+        key: parties.sign_key("publisher"),
+        reason: "quarterly review".into(),
+        room: Some(parties.room.to_path_buf()),
+        offline: false,
+    };
+    let done = deliver(MessageType::Suspend, &delivery).await?;
+    writeln!(
+        out,
+        "    suspension signed by the publisher, recorded in the room and at {} brokers",
+        done.brokers.iter().filter(|(_, r)| r.is_ok()).count()
+    )?;
+    match run_workload(cfg).await {
+        Err(e) => writeln!(out, "    the next run is refused: {e}")?,
+        Ok(_) => bail!("a run started while the room was suspended"),
+    }
+    deliver(MessageType::Resume, &delivery).await?;
+    writeln!(
+        out,
+        "    the publisher resumes; runs may start again (only the member who suspended can resume)"
+    )?;
+    Ok(())
+}
+
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         let empty = std::fs::read_dir(dir)?.next().is_none();
@@ -766,8 +812,9 @@ pub async fn scenario(
     print_table(out, &String::from_utf8_lossy(&content))?;
 
     module_steps(out, &parties, &cfg).await?;
+    suspension_step(out, &parties, &cfg).await?;
 
-    step(out, 11, "Anyone verifies the audit log")?;
+    step(out, 12, "Anyone verifies the audit log")?;
     let log = room.join(audit::LOG_FILE);
     let s = audit::verify_bytes(&fsutil::read_file(&log)?, &log.display().to_string())?;
     writeln!(

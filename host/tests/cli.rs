@@ -201,6 +201,12 @@ fn demo_prints_guarded_table_and_verified_audit_log() {
         !out.contains("pilot-x"),
         "the guard should drop the tiny campaign: {out}"
     );
+    // The later steps: per-user scores to the publisher, a suspension that stops a run.
+    assert!(out.contains("per-user scores"), "{out}");
+    assert!(
+        out.contains("the next run is refused: the room is suspended by `publisher`"),
+        "{out}"
+    );
     for f in [
         "room/contract.toml",
         "room/audit.jsonl",
