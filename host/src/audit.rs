@@ -176,6 +176,11 @@ impl<'r> AuditLog<'r> {
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
+
+    /// The last entry's `seq` and `hash`: what an output sealed now anchors.
+    pub fn anchor(&self) -> Option<(u64, String)> {
+        self.entries.last().map(|e| (e.seq, e.hash.clone()))
+    }
 }
 
 /// Where a torn last line starts: `Some(len)` if `text` does not end with a newline (the
@@ -299,8 +304,46 @@ fn verify_entries(entries: &[Entry], path: &str) -> Result<Summary> {
 
 /// Verify a log file's bytes (for `cleanroom audit verify`).
 pub fn verify_bytes(text: &[u8], path: &str) -> Result<Summary> {
+    verify_with_anchors(text, path, &[])
+}
+
+/// Parse an anchor `SEQ:HASH` (as `output open` prints it).
+pub fn parse_anchor(s: &str) -> Option<(u64, String)> {
+    let (seq, hash) = s.split_once(':')?;
+    let seq = seq.parse().ok()?;
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (seq, hash.to_ascii_lowercase()))
+}
+
+/// Verify a log and check that it holds every anchored entry (`seq`, `hash`) taken from
+/// outputs: a log cut short before an output's anchor, or rewritten from there, verifies on
+/// its own but fails here.
+pub fn verify_with_anchors(text: &[u8], path: &str, anchors: &[(u64, String)]) -> Result<Summary> {
     let entries = parse(text, path)?;
-    verify_entries(&entries, path)
+    let summary = verify_entries(&entries, path)?;
+    for (seq, hash) in anchors {
+        match entries.get(*seq as usize) {
+            Some(e) if &e.hash == hash => {}
+            Some(_) => {
+                return Err(HostError::AuditBroken {
+                    path: path.into(),
+                    seq: *seq,
+                    what: "is not the entry an output anchors (the log was rewritten)".into(),
+                });
+            }
+            None => {
+                return Err(HostError::AuditBroken {
+                    path: path.into(),
+                    seq: *seq,
+                    what: format!(
+                        "is missing: an output anchors it, but the log ends at entry {} (truncated)",
+                        entries.len().saturating_sub(1)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(summary)
 }
 
 #[cfg(test)]

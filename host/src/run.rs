@@ -117,6 +117,8 @@ impl Sealer<'_> {
             })?;
             keys.push((r.clone(), pk));
         }
+        // Every run appends entries before it seals anything, so the log has a last entry.
+        let anchor = ctx.audit.anchor().unwrap_or((0, String::new()));
         let header = OutputHeader {
             contract_digest: self.digest.clone(),
             workload: self.workload.name.clone(),
@@ -127,6 +129,8 @@ impl Sealer<'_> {
             format: format.into(),
             columns,
             rows,
+            audit_seq: anchor.0,
+            audit_hash: anchor.1,
         };
         let sealed =
             envelope::seal(&header, &keys, content).map_err(|e| HostError::BadRecipient {

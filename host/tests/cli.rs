@@ -530,6 +530,31 @@ recipients = ["bob"]
     assert!(v.starts_with("VERIFIED sim evidence"), "{v}");
     let v = ok(&["audit", "verify", "--log", &p("room/audit.jsonl")]);
     assert!(v.starts_with("audit log verified: "), "{v}");
+    // Bob's output anchors the log as it was when the output was sealed.
+    let anchor = stderr(&opened)
+        .split_whitespace()
+        .skip_while(|w| *w != "anchor")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let v = ok(&[
+        "audit",
+        "verify",
+        "--log",
+        &p("room/audit.jsonl"),
+        "--anchor",
+        &anchor,
+    ]);
+    assert!(v.contains("every anchored entry is present (1)"), "{v}");
+    let o = cleanroom(&[
+        "audit",
+        "verify",
+        "--log",
+        &p("room/audit.jsonl"),
+        "--anchor",
+        "7:not-hex",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let events = ok(&[
         "kbs",
         "events",

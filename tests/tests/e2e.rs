@@ -932,3 +932,40 @@ async fn broker_rejects_a_suspension_signed_by_a_non_member() {
         .expect("the forged suspension has no effect");
     room.stop().await;
 }
+
+/// I5: a copy of the log cut before a later run still verifies on its own (it is a prefix
+/// that ends in a checkpoint), but every output carries the log's head when it was sealed,
+/// and a log without that entry fails against the anchor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
+    use cleanroom_host::audit::{verify_bytes, verify_with_anchors};
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    room.run().await.unwrap();
+    let log_path = room.room.join("audit.jsonl");
+    let after_first = std::fs::read(&log_path).unwrap();
+    let second = room.run().await.unwrap();
+    let full = std::fs::read(&log_path).unwrap();
+
+    let sk = cleanroom_host::keys::encryption_key(
+        &common::member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
+    )
+    .unwrap();
+    let sealed = std::fs::read(&second.outputs[0]).unwrap();
+    let (header, _) = cleanroom_host::seal::envelope::open(&sealed, "advertiser", &sk).unwrap();
+    let anchor = [(header.audit_seq, header.audit_hash.clone())];
+    // The anchor is the entry just before the output's own `output` entry.
+    let entries = room.audit();
+    assert_eq!(entries[header.audit_seq as usize].hash, header.audit_hash);
+    assert_eq!(entries[header.audit_seq as usize + 1].event, "output");
+
+    verify_with_anchors(&full, "log", &anchor).expect("the whole log holds the anchor");
+    // The operator hands out the log as it was after the first run.
+    verify_bytes(&after_first, "log").expect("a cut log verifies on its own");
+    let err = verify_with_anchors(&after_first, "log", &anchor).unwrap_err();
+    assert!(
+        matches!(&err, HostError::AuditBroken { seq, what, .. } if *seq == header.audit_seq && what.contains("truncated")),
+        "{err}"
+    );
+    room.stop().await;
+}

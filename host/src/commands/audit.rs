@@ -17,11 +17,15 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the hash chain and every checkpoint signature. Exits 1 naming the first
-    /// broken entry if any entry was removed, reordered or edited.
+    /// broken entry if any entry was removed, reordered or edited, or if the log lacks an
+    /// entry an output anchors (--anchor, as `output open` prints it: the log was cut).
     Verify {
         /// The log (a room's audit.jsonl).
         #[arg(long, value_name = "FILE")]
         log: PathBuf,
+        /// An output's audit anchor SEQ:HASH; repeat for several outputs.
+        #[arg(long, value_name = "SEQ:HASH", value_parser = anchor)]
+        anchor: Vec<(u64, String)>,
     },
     /// Print the log, one line per entry.
     Show {
@@ -30,11 +34,15 @@ pub enum AuditCommand {
     },
 }
 
+fn anchor(s: &str) -> Result<(u64, String), String> {
+    audit::parse_anchor(s).ok_or_else(|| "expected SEQ:HASH (a number, a colon, 64 hex)".into())
+}
+
 pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
-        AuditCommand::Verify { log } => {
+        AuditCommand::Verify { log, anchor } => {
             let text = fsutil::read_file(log)?;
-            let s = audit::verify_bytes(&text, &log.display().to_string())?;
+            let s = audit::verify_with_anchors(&text, &log.display().to_string(), anchor)?;
             println!(
                 "audit log verified: {} entries, {} signed checkpoints{}, head {}",
                 s.entries,
@@ -46,6 +54,9 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 },
                 &s.head[..16]
             );
+            if !anchor.is_empty() {
+                println!("every anchored entry is present ({})", anchor.len());
+            }
             if s.unsigned_tail > 0 {
                 println!(
                     "note: the last {} entries are not yet covered by a checkpoint",

@@ -62,6 +62,10 @@ pub fn run(args: &OutputArgs) -> anyhow::Result<ExitCode> {
                 "output of workload `{}` (run {}, contract {}), {} rows, format {}",
                 h.workload, h.run_id, h.contract_digest, h.rows, h.format
             );
+            eprintln!(
+                "audit anchor {}:{} (check a copy of the room's log: cleanroom audit verify --log FILE --anchor {}:{})",
+                h.audit_seq, h.audit_hash, h.audit_seq, h.audit_hash
+            );
             match out {
                 Some(o) => {
                     fsutil::write_file_atomic(o, &content, true)?;

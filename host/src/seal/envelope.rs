@@ -45,6 +45,11 @@ pub struct OutputHeader {
     pub format: String,
     pub columns: Vec<String>,
     pub rows: u64,
+    /// The room's audit log when this output was sealed: its last entry's `seq` and `hash`.
+    /// A copy of the log without that entry was truncated (`cleanroom audit verify
+    /// --anchor SEQ:HASH`).
+    pub audit_seq: u64,
+    pub audit_hash: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -229,6 +234,8 @@ mod tests {
             format: "csv".into(),
             columns: vec!["a".into()],
             rows: 1,
+            audit_seq: 0,
+            audit_hash: "0".repeat(64),
         }
     }
 
