@@ -969,3 +969,26 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
     );
     room.stop().await;
 }
+
+/// The governance route is open to anyone (the signature is the authentication): junk is
+/// refused, and only a bounded number of refusals per minute reach the broker's event table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_junk_flood_is_refused_and_its_recording_bounded() {
+    use cleanroom_host::kbs::server::MAX_RECORDED_GOVERNANCE_REFUSALS_PER_MINUTE as MAX;
+    let room = Room::new(Spec::default()).await;
+    let url = format!("http://{}", room.brokers[0].addr);
+    let http = reqwest::Client::new();
+    for i in 0..(MAX + 40) {
+        let err = cleanroom_host::kbs::client::send_governance(&http, &url, &format!("junk{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HostError::GovernanceRefused { .. }), "{err}");
+    }
+    let recorded = room
+        .broker_events("publisher")
+        .iter()
+        .filter(|e| e.0 == "governance" && e.2 == "refused")
+        .count();
+    assert_eq!(recorded, MAX as usize);
+    room.stop().await;
+}

@@ -38,6 +38,24 @@ struct Session {
 struct BrokerState {
     store: Store,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Refused governance messages recorded in the current minute (the route is open to
+    /// anyone: without a bound, junk would grow the event table without limit).
+    governance_refusals: Mutex<(Instant, u32)>,
+}
+
+/// Most refused governance messages recorded per minute; later ones are refused unrecorded.
+pub const MAX_RECORDED_GOVERNANCE_REFUSALS_PER_MINUTE: u32 = 60;
+
+impl BrokerState {
+    /// Whether another refused governance message may be recorded now.
+    fn may_record_governance_refusal(&self) -> bool {
+        let mut w = self.governance_refusals.lock().expect("lock");
+        if w.0.elapsed() >= Duration::from_secs(60) {
+            *w = (Instant::now(), 0);
+        }
+        w.1 += 1;
+        w.1 <= MAX_RECORDED_GOVERNANCE_REFUSALS_PER_MINUTE
+    }
 }
 
 /// A running broker.
@@ -73,6 +91,7 @@ pub fn spawn(store: Store, listener: tokio::net::TcpListener) -> std::io::Result
     let state = Arc::new(BrokerState {
         store,
         sessions: Mutex::new(HashMap::new()),
+        governance_refusals: Mutex::new((Instant::now(), 0)),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state);
@@ -296,9 +315,11 @@ async fn governance(
             .into_response()
         }
         Err(r) => {
-            let _ = st
-                .store
-                .record_event("governance", "contract", "refused", &r.to_string());
+            if st.may_record_governance_refusal() {
+                let _ = st
+                    .store
+                    .record_event("governance", "contract", "refused", &r.to_string());
+            }
             refuse(status_of(&r), &r)
         }
     }
