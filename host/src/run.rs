@@ -414,12 +414,15 @@ async fn run_steps(
             .dataset(input)
             .expect("approval::check validated inputs");
         let subject = format!("{input} @ {}", ds.key.broker.get_ref());
+        // Entries were appended before any key request, so the log has a head.
+        let (seq, hash) = ctx.audit.anchor().unwrap_or((0, String::new()));
         let req = KeyRequest {
             broker: ds.key.broker.get_ref(),
             resource: ds.key.resource.get_ref(),
             contract_digest: &digest.hex(),
             workload_json: &workload_json,
             approvals: &approvals_b64,
+            audit_head: (seq, &hash),
         };
         match client::fetch_key(&http, &req, cfg.evidence.as_ref()).await {
             Ok(k) => {

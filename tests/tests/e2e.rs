@@ -44,6 +44,7 @@ async fn request_key(
         contract_digest: &digest,
         workload_json: &workload_json,
         approvals: &approvals,
+        audit_head: (0, ""),
     };
     cleanroom_host::kbs::client::fetch_key(&reqwest::Client::new(), &req, source)
         .await
@@ -990,5 +991,40 @@ async fn governance_junk_flood_is_refused_and_its_recording_bounded() {
         .filter(|e| e.0 == "governance" && e.2 == "refused")
         .count();
     assert_eq!(recorded, MAX as usize);
+    room.stop().await;
+}
+
+/// I5 at the brokers: every key request carries the room's audit head, bound by the
+/// evidence; a broker that has seen a later head for the contract refuses a host whose log
+/// was rolled back (cut to a prefix) or replaced (deleted and restarted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_refuse_a_room_whose_audit_log_was_rolled_back() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    room.run().await.unwrap();
+    let log = room.room.join("audit.jsonl");
+    let full = std::fs::read(&log).unwrap();
+    room.run().await.expect("a second run, log intact");
+
+    // Rolled back: the log as it was after the first run (a valid prefix on its own).
+    std::fs::write(&log, &full).unwrap();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
+        "{err}"
+    );
+    // Replaced: no log at all; the host starts a new one at entry 0.
+    std::fs::remove_file(&log).unwrap();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
+        "{err}"
+    );
+    assert!(
+        room.broker_events("publisher")
+            .iter()
+            .any(|e| e.0 == "attest" && e.2 == "refused" && e.3.contains("audit log")),
+        "the broker records the refusal"
+    );
     room.stop().await;
 }

@@ -22,6 +22,8 @@ pub struct KeyRequest<'a> {
     pub contract_digest: &'a str,
     pub workload_json: &'a str,
     pub approvals: &'a [String],
+    /// The room's audit log head (`seq`, `hash`) at the time of the request.
+    pub audit_head: (u64, &'a str),
 }
 
 fn unreachable(req: &KeyRequest<'_>, e: impl std::fmt::Display) -> HostError {
@@ -83,6 +85,8 @@ pub async fn fetch_key(
         contract_digest: req.contract_digest.to_string(),
         workload: req.workload_json.to_string(),
         approvals: req.approvals.to_vec(),
+        audit_seq: req.audit_head.0,
+        audit_hash: req.audit_head.1.to_string(),
     };
     let tee_evidence = evidence.collect(report_data_for(&runtime_data.canonical_json()))?;
     let resp = http

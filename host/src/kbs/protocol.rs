@@ -41,6 +41,11 @@ pub struct RuntimeData {
     pub workload: String,
     /// Owner approvals (base64 COSE_Sign1), carried so the evidence binds them.
     pub approvals: Vec<String>,
+    /// The room's audit log head (last entry's `seq` and `hash`) when the host asks: a
+    /// broker refuses a head older than one it has already seen for the contract (the log
+    /// was rolled back or replaced).
+    pub audit_seq: u64,
+    pub audit_hash: String,
 }
 
 impl RuntimeData {

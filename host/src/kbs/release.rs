@@ -46,6 +46,10 @@ pub enum Refusal {
     NotAnInput { workload: String, dataset: String },
     #[error("key release suspended: {0}")]
     Suspended(PolicyError),
+    #[error(
+        "the host's audit log is behind one this broker already saw (entry {presented} presented, entry {seen} seen): the log was rolled back or replaced"
+    )]
+    AuditRolledBack { presented: u64, seen: u64 },
     #[error("governance message refused: {0}")]
     BadGovernance(PolicyError),
     #[error("broker storage error")]
@@ -67,6 +71,7 @@ impl Refusal {
             Refusal::OtherContract { .. } => "other-contract",
             Refusal::NotAnInput { .. } => "not-an-input",
             Refusal::Suspended(_) => "suspended",
+            Refusal::AuditRolledBack { .. } => "audit-rolled-back",
             Refusal::BadGovernance(_) => "governance-refused",
             Refusal::Store => "internal",
         }
@@ -128,6 +133,21 @@ pub fn attest(
         approval::check(&contract, &workload, &approvals).map_err(Refusal::NotApproved)?;
     let tee_pubkey = PublicKey::from_jwk_str(&rd.tee_pubkey.to_string())
         .map_err(|_| Refusal::Malformed("tee-pubkey is not a P-384 JWK".into()))?;
+    // I5: the attested host's audit log must not be behind what an earlier host of this
+    // contract presented here (the evidence binds the presented head). Same entry number
+    // with another hash is a replaced log too.
+    let digest = contract.digest().hex();
+    if let Some((seen, seen_hash)) = store.audit_head(&digest).map_err(|_| Refusal::Store)?
+        && (rd.audit_seq < seen || (rd.audit_seq == seen && rd.audit_hash != seen_hash))
+    {
+        return Err(Refusal::AuditRolledBack {
+            presented: rd.audit_seq,
+            seen,
+        });
+    }
+    store
+        .raise_audit_head(&digest, rd.audit_seq, &rd.audit_hash)
+        .map_err(|_| Refusal::Store)?;
     Ok(Attested {
         contract,
         workload,

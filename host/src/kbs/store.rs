@@ -114,6 +114,8 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, event TEXT NOT NULL,
   resource TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_heads (
+  contract_digest TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS governance (
   id INTEGER PRIMARY KEY AUTOINCREMENT, contract_digest TEXT NOT NULL, message TEXT NOT NULL,
   UNIQUE (contract_digest, message));
@@ -216,6 +218,31 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(n == 1)
+    }
+
+    /// The newest audit log head an attested host of the contract presented: (seq, hash).
+    pub fn audit_head(&self, contract_digest: &str) -> Result<Option<(u64, String)>> {
+        let c = self.conn.lock().expect("lock");
+        c.query_row(
+            "SELECT seq, hash FROM audit_heads WHERE contract_digest = ?1",
+            params![contract_digest],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Remember `(seq, hash)` as the contract's newest audit head if it is newer.
+    pub fn raise_audit_head(&self, contract_digest: &str, seq: u64, hash: &str) -> Result<()> {
+        let c = self.conn.lock().expect("lock");
+        c.execute(
+            "INSERT INTO audit_heads (contract_digest, seq, hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT(contract_digest) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+             WHERE excluded.seq > audit_heads.seq",
+            params![contract_digest, seq as i64, hash],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Every suspend/resume message recorded for a contract (base64 COSE), in the order
