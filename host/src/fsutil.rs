@@ -144,6 +144,14 @@ impl Root {
     }
 }
 
+/// `path` with `suffix` appended to its file name (`workload.toml` → `workload.toml.sigs`):
+/// where the files that belong to a file live by default.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 /// Atomically write `bytes` to an ambient `path` (CLI outputs the user named).
 pub fn write_file_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let parent = match path.parent() {

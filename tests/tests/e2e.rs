@@ -955,6 +955,11 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
     let sealed = std::fs::read(&second.outputs[0]).unwrap();
     let (header, _) = cleanroom_host::seal::envelope::open(&sealed, "advertiser", &sk).unwrap();
     let anchor = [(header.audit_seq, header.audit_hash.clone())];
+    // I6: the sealed header itself says the run's attestation was simulated.
+    assert!(
+        header.insecure,
+        "a sim run's output must be marked insecure"
+    );
     // The anchor is the entry just before the output's own `output` entry.
     let entries = room.audit();
     assert_eq!(entries[header.audit_seq as usize].hash, header.audit_hash);

@@ -69,9 +69,7 @@ impl ContractFiles {
 
 /// The default signatures file of a contract: `<contract>.sigs`.
 pub fn default_sigs(contract: &Path) -> PathBuf {
-    let mut s = contract.as_os_str().to_owned();
-    s.push(".sigs");
-    PathBuf::from(s)
+    fsutil::with_suffix(contract, ".sigs")
 }
 
 /// Append `msg` to a file of base64 messages (atomically).

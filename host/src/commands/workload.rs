@@ -11,7 +11,7 @@ use cleanroom_policy::workload::ApprovalPayload;
 use cleanroom_policy::{SignedContract, Workload};
 
 use crate::commands::contract::{ContractFiles, append_message};
-use crate::fsutil;
+use crate::fsutil::{self, with_suffix};
 use crate::keys;
 use crate::run::{load_signed_contract, load_workload, read_proposal};
 
@@ -78,12 +78,6 @@ pub enum WorkloadCommand {
         #[arg(long, value_name = "FILE")]
         approvals: Option<PathBuf>,
     },
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// The default approvals file of a workload: `<workload>.approvals`.

@@ -129,23 +129,36 @@ impl Store {
         }
     }
 
-    /// Create a new database at `path` for `master`. Refuses to overwrite one.
-    pub fn init(path: &Path, master: MasterKey) -> Result<Self> {
-        if path.exists() {
-            return Err(HostError::BrokerStore {
-                path: path.display().to_string(),
-                what: "already exists; refusing to overwrite a broker database".into(),
-            });
-        }
-        let conn = Connection::open(path).map_err(|e| HostError::BrokerStore {
+    /// Connect to the database at `path`, which must exist (`exists`) or must not.
+    fn connect(path: &Path, master: MasterKey, exists: bool) -> Result<Self> {
+        let refuse = |what: &str| HostError::BrokerStore {
             path: path.display().to_string(),
-            what: e.to_string(),
-        })?;
-        let store = Self {
+            what: what.into(),
+        };
+        match (path.exists(), exists) {
+            (true, false) => {
+                return Err(refuse(
+                    "already exists; refusing to overwrite a broker database",
+                ));
+            }
+            (false, true) => {
+                return Err(refuse(
+                    "does not exist; create it with `cleanroom kbs init`",
+                ));
+            }
+            _ => {}
+        }
+        let conn = Connection::open(path).map_err(|e| refuse(&e.to_string()))?;
+        Ok(Self {
             conn: Mutex::new(conn),
             master,
             path: path.to_path_buf(),
-        };
+        })
+    }
+
+    /// Create a new database at `path` for `master`. Refuses to overwrite one.
+    pub fn init(path: &Path, master: MasterKey) -> Result<Self> {
+        let store = Self::connect(path, master, false)?;
         {
             let c = store.conn.lock().expect("lock");
             c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
@@ -162,21 +175,7 @@ impl Store {
 
     /// Open an existing database, refusing a master key that does not match it.
     pub fn open(path: &Path, master: MasterKey) -> Result<Self> {
-        if !path.exists() {
-            return Err(HostError::BrokerStore {
-                path: path.display().to_string(),
-                what: "does not exist; create it with `cleanroom kbs init`".into(),
-            });
-        }
-        let conn = Connection::open(path).map_err(|e| HostError::BrokerStore {
-            path: path.display().to_string(),
-            what: e.to_string(),
-        })?;
-        let store = Self {
-            conn: Mutex::new(conn),
-            master,
-            path: path.to_path_buf(),
-        };
+        let store = Self::connect(path, master, true)?;
         let check: Option<Vec<u8>> = {
             let c = store.conn.lock().expect("lock");
             c.execute_batch("PRAGMA synchronous=FULL;")
