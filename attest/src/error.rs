@@ -70,6 +70,14 @@ pub enum AttestError {
     },
     #[error("debug is enabled in the guest policy/attributes and the policy forbids it")]
     DebugEnabled,
+    #[error(
+        "the guest policy allows a migration agent (MIGRATE_MA), which could move the guest's memory elsewhere, and the policy does not set allow_migration_agent"
+    )]
+    MigrationAgentAllowed,
+    #[error(
+        "the guest policy requires firmware ABI {actual}, below the minimum ABI {minimum} the policy asks for"
+    )]
+    AbiVersionTooLow { actual: String, minimum: String },
     #[error("report was requested at VMPL {actual}, the policy requires VMPL {expected}")]
     VmplNotAllowed { actual: u32, expected: u32 },
     #[error("measurement {actual} is not one of the {allowed} allowed measurements")]

@@ -115,6 +115,30 @@ pub struct SnpReference {
     /// Required VMPL of the report. `None` means VMPL 0 (fail closed: a report requested
     /// from a less privileged VMPL is refused unless the contract names that VMPL).
     pub vmpl: Option<u32>,
+    /// Accept a guest policy with MIGRATE_MA set (a migration agent may be associated with
+    /// the guest and move its memory elsewhere). Default false: such a report is refused
+    /// with [`crate::AttestError::MigrationAgentAllowed`].
+    pub allow_migration_agent: bool,
+    /// Minimum ABI version (ABI_MAJOR.ABI_MINOR) the report's guest policy must require of
+    /// the firmware. `None` (the default) leaves it unchecked.
+    pub min_abi: Option<SnpAbiVersion>,
+}
+
+/// An SEV-SNP firmware ABI version as a guest policy states it (ABI_MAJOR, ABI_MINOR).
+/// Ordered major first, then minor.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct SnpAbiVersion {
+    pub major: u8,
+    pub minor: u8,
+}
+
+impl std::fmt::Display for SnpAbiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
 }
 
 /// An SEV-SNP TCB version (security patch levels). `fmc` exists on Turin and later only.

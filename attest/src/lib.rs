@@ -23,8 +23,10 @@
 //! ## What it refuses
 //! Evidence whose platform is not allowed, whose signature chain or signature does not verify,
 //! whose REPORT_DATA or launch-bound data (HOST_DATA / MRCONFIGID) differ from what the caller
-//! expects, whose measurement is not in the allowed set, or that has debug enabled. Every
-//! refusal is an [`AttestError`] variant naming the failed check.
+//! expects, whose measurement is not in the allowed set, or that has debug enabled; SNP reports
+//! whose guest policy allows a migration agent (unless allowed) or requires an ABI below the
+//! minimum, or whose TCB is below the minimum; TDX quotes whose RTMRs differ from the pinned
+//! values. Every refusal is an [`AttestError`] variant naming the failed check.
 //!
 //! ## Trust boundary
 //! This crate knows nothing of datasets, contracts or keys. The host maps a contract's
@@ -43,19 +45,20 @@ pub mod tdx;
 
 pub use error::AttestError;
 pub use evidence::{
-    Claims, EvidenceBundle, Expected, Platform, ReferenceValues, SimReference, SnpReference,
-    SnpTcb, TdxReference, Verified, report_data_for,
+    Claims, EvidenceBundle, Expected, Platform, ReferenceValues, SimReference, SnpAbiVersion,
+    SnpReference, SnpTcb, TdxReference, Verified, report_data_for,
 };
 
 /// Verify `bundle` at unix time `at_unix` against `refs`, requiring the bindings in `expected`.
 ///
 /// Checks, in order: the platform is allowed (and `sim` only with `allow_simulated`); the
 /// platform-specific checks ([`snp`], [`tdx`], [`azure`], [`sim`]: certificate chain or
-/// collateral valid at `at_unix`, report signature, debug off, VMPL / TCB status, measurement
-/// in the allowed set, minimum TCB); REPORT_DATA equals `expected.report_data` (on Azure: the
-/// vTPM user-data); the launch-bound data (SNP HOST_DATA, the first 32 bytes of TDX
-/// MRCONFIGID) equals `expected.host_data`. The first failure is returned. `at_unix` is the
-/// verification time in seconds since the epoch; nothing here reads the clock or the network.
+/// collateral valid at `at_unix`, report signature, debug off, SNP guest policy (migration
+/// agent, minimum ABI), VMPL / TCB status, measurement in the allowed set, minimum TCB);
+/// REPORT_DATA equals `expected.report_data` (on Azure: the vTPM user-data); the launch-bound
+/// data (SNP HOST_DATA, the first 32 bytes of TDX MRCONFIGID) equals `expected.host_data`.
+/// The first failure is returned. `at_unix` is the verification time in seconds since the
+/// epoch; nothing here reads the clock or the network.
 pub fn verify(
     bundle: &EvidenceBundle,
     refs: &ReferenceValues,

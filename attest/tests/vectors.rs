@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use cleanroom_attest::{
-    AttestError, EvidenceBundle, Expected, Platform, ReferenceValues, SnpReference, SnpTcb,
-    TdxReference, Verified, report_data_for, verify,
+    AttestError, EvidenceBundle, Expected, Platform, ReferenceValues, SnpAbiVersion, SnpReference,
+    SnpTcb, TdxReference, Verified, report_data_for, verify,
 };
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
@@ -457,6 +457,61 @@ fn rejects_tcb_below_the_contract_minimum() {
         matches!(&err, AttestError::TcbTooLow { actual, minimum } if actual.contains("snp=8") && minimum.contains("snp=9")),
         "{err:?}"
     );
+}
+
+#[test]
+fn snp_report_below_minimum_abi_is_refused() {
+    // The real, signed Milan report's guest policy requires ABI 0.0: a contract asking for a
+    // guest launched with ABI >= 0.1 refuses it, after the chain and signature verified.
+    let report = milan_report();
+    let mut refs = snp_refs(&report, Platform::Snp);
+    refs.snp.min_abi = Some(SnpAbiVersion { major: 0, minor: 1 });
+    let err = verify(&milan_bundle(), &refs, &snp_own_bindings(&report), now()).unwrap_err();
+    assert!(
+        matches!(&err, AttestError::AbiVersionTooLow { actual, minimum } if actual == "0.0" && minimum == "0.1"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn snp_azure_report_at_its_minimum_abi_passes_and_names_it() {
+    // The Azure vector's guest policy is 0x3001f: ABI 0.31, MIGRATE_MA off.
+    let hcl = azure_hcl();
+    let snp = hcl[32..1216].to_vec();
+    let mut refs = snp_refs(&snp, Platform::AzureSnp);
+    refs.snp.min_abi = Some(SnpAbiVersion {
+        major: 0,
+        minor: 31,
+    });
+    let expected = Expected {
+        report_data: [0; 64],
+        host_data: snp_field(&snp, 0xc0),
+    };
+    let bundle = bundle(Platform::AzureSnp, &hcl, azure_vcek_ask_ark());
+    let v = verify(&bundle, &refs, &expected, now()).unwrap();
+    assert_eq!(v.claims().details["guest_policy_abi"], "0.31");
+    refs.snp.min_abi = Some(SnpAbiVersion {
+        major: 0,
+        minor: 32,
+    });
+    let err = verify(&bundle, &refs, &expected, now()).unwrap_err();
+    assert!(
+        matches!(err, AttestError::AbiVersionTooLow { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn real_snp_vectors_pass_with_the_default_migration_agent_refusal() {
+    // The default reference refuses MIGRATE_MA; none of the real reports sets it, and the
+    // bit is covered by the report signature (a flipped bit 18 is refused as a bad signature).
+    let report = milan_report();
+    let refs = snp_refs(&report, Platform::Snp);
+    assert!(!refs.snp.allow_migration_agent && refs.snp.min_abi.is_none());
+    verify(&milan_bundle(), &refs, &snp_own_bindings(&report), now()).unwrap();
+    // Policy bit 18 (MIGRATE_MA) is bit 2 of byte 10.
+    let err = verify_milan(&flip(milan_report(), 8 + 2, 2), milan_chain(), now()).unwrap_err();
+    assert!(matches!(err, AttestError::SignatureInvalid), "{err:?}");
 }
 
 #[test]

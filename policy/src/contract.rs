@@ -18,6 +18,16 @@ use crate::message::{self, MessageType, SignedMessage};
 /// Platforms a contract may allow, as spelled in `[attestation] platforms`.
 pub const KNOWN_PLATFORMS: &[&str] = &["snp", "tdx", "azure-snp", "azure-tdx", "sim"];
 
+/// The value of `[attestation.tdx] rtmrN` that leaves that register unchecked on purpose.
+/// Allowed, but [`Contract::attestation_warnings`] reports it for RTMR0-2.
+pub const RTMR_ANY: &str = "any";
+
+/// Longest dataset name, in bytes.
+pub const DATASET_NAME_MAX_LEN: usize = 64;
+
+/// What [`is_valid_dataset_name`] accepts, as said in errors.
+pub const DATASET_NAME_RULE: &str = "lowercase ASCII letters and digits in words joined by a single `_` or `-`, starting with a letter, at most 64 bytes (e.g. `impressions`, `conversion-model`)";
+
 /// The parsed contract.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,19 +170,50 @@ pub struct SnpTcb {
     pub microcode: u8,
 }
 
+/// A minimum SEV-SNP firmware ABI version, compared with the ABI_MAJOR.ABI_MINOR the guest
+/// policy requires (the firmware refuses to launch a guest whose policy asks for more than
+/// it implements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpAbiVersion {
+    pub major: u8,
+    pub minor: u8,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnpPolicy {
     /// Allowed launch measurements (hex, 48 bytes), as `cleanroom measure snp` prints.
     pub measurements: Vec<Spanned<String>>,
+    /// Minimum REPORTED_TCB. Required: a contract without one is refused at parse
+    /// ([`PolicyError::SnpMinTcbMissing`]), since it would accept an all-zero TCB. It stays
+    /// an `Option` so code reading it keeps compiling; after [`Contract::parse`] it is `Some`.
     #[serde(default)]
     pub min_tcb: Option<SnpTcb>,
     #[serde(default)]
     pub allow_debug: bool,
     #[serde(default)]
     pub vmpl: Option<u32>,
+    /// Accept a guest policy with MIGRATE_MA set (a migration agent may be associated with
+    /// the guest). Default false. Left out of the digest when false, so contracts that do not
+    /// name it keep their digest.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_migration_agent: bool,
+    /// Minimum ABI version the guest policy must require, e.g.
+    /// `min_abi = { major = 1, minor = 55 }`. Absent: not checked (and not in the digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_abi: Option<SnpAbiVersion>,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// TDX attestation policy. RTMR0, RTMR1 and RTMR2 (firmware configuration; kernel, initrd and
+/// command line; the host binary, as the image's boot chain extends them) are required: each
+/// is 96 hex characters (48 bytes) taken from a trusted reference boot, or [`RTMR_ANY`] to
+/// leave it unchecked on purpose, which [`Contract::attestation_warnings`] reports. RTMR3 is
+/// optional (absent or `"any"`: unchecked).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TdxPolicy {
@@ -194,6 +235,74 @@ pub struct TdxPolicy {
 
 fn default_tdx_tcb() -> Vec<String> {
     vec!["UpToDate".to_string()]
+}
+
+impl TdxPolicy {
+    /// RTMR0..RTMR3 as text, in register order.
+    pub fn rtmr_texts(&self) -> [Option<&str>; 4] {
+        [&self.rtmr0, &self.rtmr1, &self.rtmr2, &self.rtmr3].map(|r| r.as_deref())
+    }
+
+    /// The values RTMR0..RTMR3 must equal: `Some` where pinned, `None` where the contract
+    /// says [`RTMR_ANY`] (or, for RTMR3 only, says nothing). The shape of the verifier's
+    /// `TdxReference::rtmrs`.
+    pub fn expected_rtmrs(&self) -> [Option<[u8; 48]>; 4] {
+        self.rtmr_texts()
+            .map(|r| r.and_then(|h| hex::decode(h).ok()?.try_into().ok()))
+    }
+}
+
+/// An attestation check the contract weakens on purpose. [`Contract::parse`] accepts these;
+/// `cleanroom contract verify` must print every one loudly, so no member signs one unawares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttestationWarning {
+    /// `[attestation.tdx] rtmr<index> = "any"` (index 0, 1 or 2): what that register
+    /// measures (firmware configuration; kernel, initrd and command line; the host binary) is
+    /// not checked, so a TD booting another kernel or binary with the same firmware passes.
+    TdxRtmrUnchecked { index: usize },
+    /// `[attestation.snp] allow_migration_agent = true`: a migration agent may be associated
+    /// with the guest and can move its memory to another machine.
+    SnpMigrationAgentAllowed,
+    /// `[attestation.snp] min_tcb` is all zero: firmware with every known vulnerability passes.
+    SnpMinTcbZero,
+    /// `allow_debug = true` for `platform` (`snp` or `tdx`): the host can read the guest's
+    /// memory.
+    DebugAllowed { platform: &'static str },
+    /// `allow_simulated = true`: `sim` evidence, which anyone can forge, is accepted (I6).
+    SimulationAllowed,
+}
+
+impl std::fmt::Display for AttestationWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttestationWarning::TdxRtmrUnchecked { index } => {
+                let what = match index {
+                    0 => "the TD firmware configuration",
+                    1 => "the kernel, initrd and command line",
+                    2 => "the host binary and what the boot chain measures after the kernel",
+                    _ => "the runtime measurements",
+                };
+                write!(
+                    f,
+                    "WARNING: [attestation.tdx] rtmr{index} = \"any\": RTMR{index} is NOT checked, so {what} may be anything"
+                )
+            }
+            AttestationWarning::SnpMigrationAgentAllowed => f.write_str(
+                "WARNING: [attestation.snp] allow_migration_agent = true: a guest whose policy allows a migration agent is accepted; that agent can move the guest's memory to another machine",
+            ),
+            AttestationWarning::SnpMinTcbZero => f.write_str(
+                "WARNING: [attestation.snp] min_tcb is all zero: firmware at any patch level, however vulnerable, is accepted",
+            ),
+            AttestationWarning::DebugAllowed { platform } => write!(
+                f,
+                "WARNING: [attestation.{platform}] allow_debug = true: a debuggable guest, whose memory the host can read, is accepted"
+            ),
+            AttestationWarning::SimulationAllowed => f.write_str(
+                "WARNING: [attestation] allow_simulated = true: INSECURE sim evidence, which anyone can forge, is accepted; never use this contract for real data",
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -334,6 +443,29 @@ pub fn is_contained_relative_path(p: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// A dataset name the host may use as a SQL table name, an object-store file name and a URL
+/// host: `[a-z][a-z0-9]*` words joined by a single `_` or `-`, at most
+/// [`DATASET_NAME_MAX_LEN`] bytes. One unquoted SQL identifier token or none (no `--`
+/// comment, no `.`), so DataFusion registers the view under exactly this name.
+pub fn is_valid_dataset_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let Some(&first) = b.first() else {
+        return false;
+    };
+    if b.len() > DATASET_NAME_MAX_LEN || !first.is_ascii_lowercase() {
+        return false;
+    }
+    let mut after_separator = false;
+    for &c in b {
+        match c {
+            b'a'..=b'z' | b'0'..=b'9' => after_separator = false,
+            b'_' | b'-' if !after_separator => after_separator = true,
+            _ => return false,
+        }
+    }
+    !after_separator
+}
+
 /// A KBS resource path `<repo>/<type>/<tag>`: three non-empty segments of `[A-Za-z0-9._-]`,
 /// none of them `.` or `..`.
 pub fn is_valid_resource_path(p: &str) -> bool {
@@ -399,6 +531,17 @@ impl Contract {
         }
         let is_member = |n: &str| self.members.iter().any(|m| m.name.get_ref() == n);
 
+        for d in &self.datasets {
+            if !is_valid_dataset_name(d.name.get_ref()) {
+                return Err(PolicyError::InvalidName {
+                    source_name: c.name.to_string(),
+                    line: c.line(&d.name),
+                    kind: "dataset",
+                    name: d.name.get_ref().clone(),
+                    rule: DATASET_NAME_RULE,
+                });
+            }
+        }
         c.unique("dataset", self.datasets.iter().map(|d| &d.name))?;
         for d in &self.datasets {
             if !is_member(d.owner.get_ref()) {
@@ -512,19 +655,32 @@ impl Contract {
         for m in a.tdx.iter().flat_map(|s| &s.mrtd) {
             c.hex_len(m, "attestation.tdx.mrtd", 48)?;
         }
+        if let Some(s) = &a.snp
+            && s.min_tcb.is_none()
+        {
+            return Err(PolicyError::SnpMinTcbMissing {
+                source_name: c.name.to_string(),
+            });
+        }
         if let Some(t) = &a.tdx {
-            for (i, r) in [&t.rtmr0, &t.rtmr1, &t.rtmr2, &t.rtmr3]
-                .into_iter()
-                .enumerate()
-            {
-                if let Some(r) = r
-                    && hex::decode(r).map(|b| b.len()) != Ok(48)
-                {
-                    return Err(PolicyError::InvalidValue {
-                        source_name: c.name.to_string(),
-                        field: format!("attestation.tdx.rtmr{i}"),
-                        reason: "must be 48 bytes of hex".into(),
-                    });
+            for (index, r) in t.rtmr_texts().into_iter().enumerate() {
+                match r {
+                    None if index < 3 => {
+                        return Err(PolicyError::TdxRtmrNotPinned {
+                            source_name: c.name.to_string(),
+                            index,
+                        });
+                    }
+                    None => {}
+                    Some(RTMR_ANY) => {}
+                    Some(r) if hex::decode(r).map(|b| b.len()) == Ok(48) => {}
+                    Some(_) => {
+                        return Err(PolicyError::InvalidValue {
+                            source_name: c.name.to_string(),
+                            field: format!("attestation.tdx.rtmr{index}"),
+                            reason: format!("must be 48 bytes of hex or \"{RTMR_ANY}\""),
+                        });
+                    }
                 }
             }
         }
@@ -536,6 +692,42 @@ impl Contract {
             });
         }
         Ok(())
+    }
+
+    /// The attestation checks this contract weakens on purpose (see [`AttestationWarning`]),
+    /// in a fixed order. `cleanroom contract verify` prints each; empty for a contract that
+    /// pins everything.
+    pub fn attestation_warnings(&self) -> Vec<AttestationWarning> {
+        let a = &self.attestation;
+        let mut out = Vec::new();
+        if a.allow_simulated {
+            out.push(AttestationWarning::SimulationAllowed);
+        }
+        if let Some(s) = &a.snp {
+            if s.allow_debug {
+                out.push(AttestationWarning::DebugAllowed { platform: "snp" });
+            }
+            if s.allow_migration_agent {
+                out.push(AttestationWarning::SnpMigrationAgentAllowed);
+            }
+            if s.min_tcb
+                .as_ref()
+                .is_some_and(|t| t.bootloader == 0 && t.tee == 0 && t.snp == 0 && t.microcode == 0)
+            {
+                out.push(AttestationWarning::SnpMinTcbZero);
+            }
+        }
+        if let Some(t) = &a.tdx {
+            if t.allow_debug {
+                out.push(AttestationWarning::DebugAllowed { platform: "tdx" });
+            }
+            for (index, r) in t.rtmr_texts().into_iter().enumerate().take(3) {
+                if r == Some(RTMR_ANY) {
+                    out.push(AttestationWarning::TdxRtmrUnchecked { index });
+                }
+            }
+        }
+        out
     }
 
     /// RFC 8785 canonical JSON of the parsed contract.

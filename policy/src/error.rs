@@ -40,6 +40,22 @@ pub enum PolicyError {
         field: String,
         reason: String,
     },
+    #[error("{source_name}:{line}: {kind} name {name:?} is not allowed: use {rule}")]
+    InvalidName {
+        source_name: String,
+        line: usize,
+        kind: &'static str,
+        name: String,
+        rule: &'static str,
+    },
+    #[error(
+        "{source_name}: [attestation.snp] has no min_tcb, so it would accept any TCB, all-zero included: set min_tcb = {{ bootloader, tee, snp, microcode }} to the patch levels members accept"
+    )]
+    SnpMinTcbMissing { source_name: String },
+    #[error(
+        "{source_name}: [attestation.tdx] does not pin rtmr{index}: give its value from a trusted reference boot (96 hex characters), or rtmr{index} = \"any\" to leave it unchecked on purpose (contract verify warns)"
+    )]
+    TdxRtmrNotPinned { source_name: String, index: usize },
     #[error("{source_name}: invalid {field}: {reason}")]
     InvalidValue {
         source_name: String,

@@ -1,8 +1,9 @@
 //! The guards a run applies, derived from the contract and the workload. The host applies
 //! them; a module never decides them.
 
+use crate::PolicyError;
 use crate::contract::Contract;
-use crate::workload::Workload;
+use crate::workload::{Workload, WorkloadKind};
 
 /// Guards in force for one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,4 +44,59 @@ pub fn check_min_rows(contract: &Contract, dataset: &str, rows: u64) -> Result<(
         Some(_) => Ok(()),
         None => Err(u64::MAX),
     }
+}
+
+/// Proof that a workload may release one row per input row (per person): an inference
+/// module whose every recipient is named in the `row_recipients` of every input's owner.
+/// Only [`OutputRule::for_run`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLevelAllowed {
+    _private: (),
+}
+
+/// How a run's output tables are released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputRule {
+    /// Aggregates only: groups below the minimum size are dropped.
+    Grouped,
+    /// One row per input row, to recipients every input's owner named.
+    PerRow(RowLevelAllowed),
+}
+
+impl OutputRule {
+    /// The rule the contract allows `workload`: `PerRow` only when it asks for row-level
+    /// output and every check of [`check_row_level`] passes.
+    pub fn for_run(contract: &Contract, workload: &Workload) -> Result<Self, PolicyError> {
+        if !workload.output.row_level {
+            return Ok(OutputRule::Grouped);
+        }
+        check_row_level(contract, workload)?;
+        Ok(OutputRule::PerRow(RowLevelAllowed { _private: () }))
+    }
+}
+
+/// Row-level output is only for inference modules, and only to recipients that every input's
+/// owner lists in that dataset's `row_recipients`.
+pub(crate) fn check_row_level(contract: &Contract, workload: &Workload) -> Result<(), PolicyError> {
+    if workload.kind != WorkloadKind::Inference || workload.module_digest.is_none() {
+        return Err(PolicyError::RowLevelNotAllowed {
+            reason: "output.row_level is only for inference modules".into(),
+        });
+    }
+    for i in &workload.inputs {
+        let ds = contract
+            .dataset(i)
+            .ok_or_else(|| PolicyError::UnknownInput { input: i.clone() })?;
+        for r in &workload.output.recipients {
+            if !ds.row_recipients.iter().any(|x| x.get_ref() == r) {
+                return Err(PolicyError::RowLevelNotAllowed {
+                    reason: format!(
+                        "`{r}` is not in the row_recipients of input `{i}` (owner `{}`)",
+                        ds.owner.get_ref()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -21,8 +21,12 @@
 //! ## What it refuses
 //! A contract with unknown fields, duplicate names, owners or recipients that are not
 //! members, allowed fields outside the schema, dataset locations that climb out of the data
-//! directory; a contract lacking any member's valid signature, or carrying a signature by a
-//! key that is not a member's; a workload missing an approval from the owner of any input.
+//! directory, dataset names outside `[a-z0-9_-]` words (they become SQL table names, file
+//! names and URL hosts), an SNP policy without `min_tcb`, a TDX policy that neither pins
+//! RTMR0-2 nor says `"any"` for them; a contract lacking any member's valid signature, or
+//! carrying a signature by a key that is not a member's; a workload missing an approval from
+//! the owner of any input. What a contract weakens on purpose (`rtmrN = "any"`, debug,
+//! migration agent, simulation) is listed by [`Contract::attestation_warnings`].
 //!
 //! ## Trust boundary
 //! Pure: no I/O, no async, no clock. Time is a parameter (unix seconds). Callers read the
@@ -39,7 +43,7 @@ pub mod message;
 pub mod proposal;
 pub mod workload;
 
-pub use contract::{Contract, ContractDigest, SignedContract};
+pub use contract::{AttestationWarning, Contract, ContractDigest, SignedContract};
 pub use error::PolicyError;
 pub use message::{MessageType, SignedMessage};
 pub use workload::Workload;

@@ -180,26 +180,7 @@ impl Workload {
             }
         }
         if self.output.row_level {
-            if self.kind != WorkloadKind::Inference || self.module_digest.is_none() {
-                return Err(PolicyError::RowLevelNotAllowed {
-                    reason: "output.row_level is only for inference modules".into(),
-                });
-            }
-            for i in &self.inputs {
-                let ds = contract
-                    .dataset(i)
-                    .expect("inputs were checked to exist above");
-                for r in &self.output.recipients {
-                    if !ds.row_recipients.iter().any(|x| x.get_ref() == r) {
-                        return Err(PolicyError::RowLevelNotAllowed {
-                            reason: format!(
-                                "`{r}` is not in the row_recipients of input `{i}` (owner `{}`)",
-                                ds.owner.get_ref()
-                            ),
-                        });
-                    }
-                }
-            }
+            crate::guards::check_row_level(contract, self)?;
         }
         if let Some(k) = self.guards.min_group_size
             && k < contract.guards.min_group_size

@@ -630,3 +630,308 @@ fn rejects_suspension_from_a_non_member_or_another_contract() {
         PolicyError::WrongMessageType { .. }
     ));
 }
+
+// ---------------------------------------------------------------- attestation policy (issue 9)
+
+const H48: &str = "abababababababababababababababababababababababababababababababababababababababababababababababab";
+const SNP_MIN_TCB: &str = "min_tcb = { bootloader = 3, tee = 0, snp = 8, microcode = 115 }";
+
+/// The test contract with `lines` added to its `[attestation]` table.
+fn with_attestation(lines: &str) -> String {
+    contract_text().replace("\n[outputs]", &format!("{lines}\n\n[outputs]"))
+}
+
+fn tdx_line(rtmrs: &str) -> String {
+    format!("tdx = {{ mrtd = [\"{H48}\"]{rtmrs} }}")
+}
+
+#[test]
+fn tdx_policy_without_rtmrs_is_refused_at_contract_parse() {
+    // MRTD alone leaves the kernel, initrd, command line and host binary unchecked.
+    let err = parse(&with_attestation(&tdx_line(""))).unwrap_err();
+    assert!(
+        matches!(err, PolicyError::TdxRtmrNotPinned { index: 0, .. }),
+        "{err:?}"
+    );
+    // Each of RTMR0-2 is required on its own.
+    for missing in 0..3 {
+        let rtmrs: String = (0..3)
+            .filter(|i| *i != missing)
+            .map(|i| format!(", rtmr{i} = \"{H48}\""))
+            .collect();
+        let err = parse(&with_attestation(&tdx_line(&rtmrs))).unwrap_err();
+        assert!(
+            matches!(err, PolicyError::TdxRtmrNotPinned { index, .. } if index == missing),
+            "rtmr{missing}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn tdx_policy_pinning_rtmr0_to_2_parses_without_a_tdx_warning() {
+    let c = parse(&with_attestation(&tdx_line(&format!(
+        ", rtmr0 = \"{H48}\", rtmr1 = \"{H48}\", rtmr2 = \"{H48}\""
+    ))))
+    .unwrap();
+    let h = [0xab; 48];
+    let tdx = c.attestation.tdx.as_ref().unwrap();
+    assert_eq!(tdx.expected_rtmrs(), [Some(h), Some(h), Some(h), None]);
+    // The test contract is a sim contract: that is its only warning.
+    assert_eq!(
+        c.attestation_warnings(),
+        vec![cleanroom_policy::AttestationWarning::SimulationAllowed]
+    );
+}
+
+#[test]
+fn tdx_rtmr_any_is_accepted_and_warned_about_per_register() {
+    use cleanroom_policy::AttestationWarning;
+    let c = parse(&with_attestation(&tdx_line(&format!(
+        ", rtmr0 = \"{H48}\", rtmr1 = \"any\", rtmr2 = \"any\", rtmr3 = \"any\""
+    ))))
+    .unwrap();
+    let tdx = c.attestation.tdx.as_ref().unwrap();
+    assert_eq!(tdx.expected_rtmrs(), [Some([0xab; 48]), None, None, None]);
+    let warnings = c.attestation_warnings();
+    assert_eq!(
+        warnings,
+        vec![
+            AttestationWarning::SimulationAllowed,
+            AttestationWarning::TdxRtmrUnchecked { index: 1 },
+            AttestationWarning::TdxRtmrUnchecked { index: 2 },
+        ]
+    );
+    let text = warnings[2].to_string();
+    assert!(
+        text.starts_with("WARNING:") && text.contains("rtmr2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tdx_rtmr_neither_hex_nor_any_is_refused() {
+    for bad in ["ANY", "", "none", "abab"] {
+        let err = parse(&with_attestation(&tdx_line(&format!(
+            ", rtmr0 = \"{H48}\", rtmr1 = \"{H48}\", rtmr2 = \"{bad}\""
+        ))))
+        .unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::InvalidValue { field, .. } if field == "attestation.tdx.rtmr2"),
+            "{bad}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn snp_policy_without_min_tcb_is_refused_at_contract_parse() {
+    // Without min_tcb every TCB, all-zero included, would pass.
+    let err = parse(&with_attestation(&format!(
+        "snp = {{ measurements = [\"{H48}\"] }}"
+    )))
+    .unwrap_err();
+    assert!(
+        matches!(err, PolicyError::SnpMinTcbMissing { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn snp_policy_defaults_refuse_the_migration_agent_and_leave_the_digest_unchanged() {
+    let snp = |extra: &str| {
+        with_attestation(&format!(
+            "snp = {{ measurements = [\"{H48}\"], {SNP_MIN_TCB}{extra} }}"
+        ))
+    };
+    let c = parse(&snp("")).unwrap();
+    let p = c.attestation.snp.as_ref().unwrap();
+    assert!(!p.allow_migration_agent);
+    assert!(p.min_abi.is_none());
+    // Spelling out the defaults does not change the digest.
+    let explicit = parse(&snp(", allow_migration_agent = false")).unwrap();
+    assert_eq!(c.digest(), explicit.digest());
+    // Setting them does, and is read as written.
+    let set = parse(&snp(
+        ", allow_migration_agent = true, min_abi = { major = 1, minor = 55 }",
+    ))
+    .unwrap();
+    assert_ne!(c.digest(), set.digest());
+    let p = set.attestation.snp.as_ref().unwrap();
+    assert!(p.allow_migration_agent);
+    assert_eq!(
+        p.min_abi,
+        Some(cleanroom_policy::contract::SnpAbiVersion {
+            major: 1,
+            minor: 55
+        })
+    );
+    assert!(
+        set.attestation_warnings()
+            .contains(&cleanroom_policy::AttestationWarning::SnpMigrationAgentAllowed)
+    );
+    let err = parse(&snp(", min_abi = { major = 1, minor = 55, build = 3 }")).unwrap_err();
+    assert!(matches!(err, PolicyError::Toml { .. }), "{err:?}");
+}
+
+#[test]
+fn snp_all_zero_min_tcb_and_debug_are_warned_about() {
+    use cleanroom_policy::AttestationWarning;
+    let c = parse(&with_attestation(&format!(
+        "snp = {{ measurements = [\"{H48}\"], min_tcb = {{ bootloader = 0, tee = 0, snp = 0, microcode = 0 }}, allow_debug = true }}"
+    )))
+    .unwrap();
+    let w = c.attestation_warnings();
+    assert!(w.contains(&AttestationWarning::SnpMinTcbZero), "{w:?}");
+    assert!(
+        w.contains(&AttestationWarning::DebugAllowed { platform: "snp" }),
+        "{w:?}"
+    );
+}
+
+// ---------------------------------------------------------------- dataset names (issue 9, item 14)
+
+/// A TOML basic string holding `s` exactly.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn with_dataset_name(name: &str) -> String {
+    contract_text().replacen(
+        "name = \"impressions\"",
+        &format!("name = {}", toml_string(name)),
+        1,
+    )
+}
+
+/// The rule, written independently of the crate: lowercase ASCII words of letters and
+/// digits joined by single `_` or `-`, starting with a letter, 1..=64 bytes.
+fn is_safe_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && !matches!(b[b.len() - 1], b'_' | b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'))
+        && !["__", "--", "_-", "-_"].iter().any(|p| n.contains(p))
+}
+
+#[test]
+fn dataset_name_with_space_or_colon_is_refused_at_contract_parse() {
+    for bad in [
+        "my data",
+        "a:b",
+        "Impressions",
+        "",
+        "imp--x",
+        "imp.x",
+        "x\"; DROP TABLE y; --",
+        "ïmpressions",
+    ] {
+        let text = with_dataset_name(bad);
+        let at = text.find(&format!("name = {}", toml_string(bad))).unwrap();
+        let want_line = text[..at].matches('\n').count() + 1;
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::InvalidName { kind: "dataset", name, line, .. } if name == bad && *line == want_line),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn dataset_names_the_fixtures_use_are_accepted() {
+    for good in [
+        "impressions",
+        "conversion-model",
+        "sales",
+        "targets",
+        "user_id_hash",
+        "a",
+        &"a".repeat(64),
+    ] {
+        let c = parse(&with_dataset_name(good)).unwrap();
+        assert!(c.dataset(good).is_some(), "{good}");
+        assert!(cleanroom_policy::contract::is_valid_dataset_name(good));
+    }
+    let err = parse(&with_dataset_name(&"a".repeat(65))).unwrap_err();
+    assert!(matches!(err, PolicyError::InvalidName { .. }), "{err:?}");
+}
+
+#[test]
+fn generated_dataset_names_are_accepted_only_when_safe_and_never_panic() {
+    const SAFE: &[&str] = &["a", "m", "z", "0", "7", "_", "-"];
+    const ANY: &[&str] = &[
+        "a", "q", "z", "0", "9", "_", "-", " ", ":", "\"", "'", ".", "/", "\\", "\0", "\n", "\t",
+        "\r", "\u{7f}", "\u{200b}", "é", "名", "🦀", "A", "Z", "`", ";", "=", "#", "[", "]", "{",
+        "}", "%", "$", "*", "--", "..", "\u{feff}",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let edge_cases: Vec<String> = vec![
+        String::new(),
+        "a".repeat(63),
+        "a".repeat(64),
+        "a".repeat(65),
+        "a".repeat(10_000),
+        "a-".repeat(40),
+        "é".repeat(32),
+    ];
+    let mut generated = Vec::new();
+    for i in 0..20_000 {
+        let alphabet = if i % 2 == 0 { SAFE } else { ANY };
+        let len = usize::try_from(next() % 12).unwrap();
+        let mut n = String::new();
+        if i % 4 == 0 {
+            n.push('a'); // start with a letter often enough to reach the other rules
+        }
+        for _ in 0..len {
+            n.push_str(alphabet[usize::try_from(next()).unwrap() % alphabet.len()]);
+        }
+        generated.push(n);
+    }
+    // Every name against the rule; a contract parse (about 20 ms each in a debug build, the
+    // member keys dominate) for the edge cases and every 64th generated name.
+    for name in edge_cases.iter().chain(&generated) {
+        assert_eq!(
+            cleanroom_policy::contract::is_valid_dataset_name(name),
+            is_safe_name(name),
+            "{name:?}"
+        );
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    let parsed = edge_cases.iter().chain(generated.iter().step_by(64));
+    for name in parsed.filter(|n| n.as_str() != "conversions") {
+        match parse(&with_dataset_name(name)) {
+            Ok(c) => {
+                assert!(is_safe_name(name), "accepted an unsafe name {name:?}");
+                assert!(c.dataset(name).is_some());
+                accepted += 1;
+            }
+            Err(PolicyError::InvalidName { name: n, .. }) => {
+                assert!(!is_safe_name(name), "refused a safe name {name:?}");
+                assert_eq!(&n, name);
+                refused += 1;
+            }
+            Err(e) => panic!("{name:?}: refused with another variant: {e:?}"),
+        }
+    }
+    assert!(
+        accepted > 50 && refused > 50,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -7,9 +7,13 @@
 mod common;
 
 use cleanroom_attest::AttestError;
-use cleanroom_host::attestation::{self, SimSource};
-use cleanroom_host::error::{HostError, StreamError};
+use cleanroom_cli::broker_client::GovernanceError;
+use cleanroom_formats::audit::Step;
+use cleanroom_formats::{FormatError, StreamError};
 use cleanroom_policy::PolicyError;
+use cleanroom_room::attestation::{self, SimSource};
+use cleanroom_room::error::{GuardRefusal, QueryRefusal, RoomError};
+use cleanroom_room::sandbox::SandboxError;
 use common::{Room, Spec};
 
 fn flip_byte(path: &std::path::Path, at: usize) {
@@ -28,9 +32,9 @@ async fn request_key(
     broker: usize,
     resource: &str,
     source: &SimSource,
-) -> Result<(), HostError> {
-    let w = cleanroom_host::run::load_workload(&room.workload).unwrap();
-    let approvals: Vec<String> = cleanroom_host::run::read_messages(&room.approvals)
+) -> Result<(), RoomError> {
+    let w = cleanroom_formats::load::load_workload(&room.workload).unwrap();
+    let approvals: Vec<String> = cleanroom_formats::load::read_messages(&room.approvals)
         .unwrap()
         .iter()
         .map(|m| m.to_base64())
@@ -38,7 +42,7 @@ async fn request_key(
     let digest = hex::encode(room.digest);
     let workload_json = String::from_utf8(w.canonical_json()).unwrap();
     let url = format!("http://{}", room.brokers[broker].addr);
-    let req = cleanroom_host::kbs::client::KeyRequest {
+    let req = cleanroom_room::kbs_client::KeyRequest {
         broker: &url,
         resource,
         contract_digest: &digest,
@@ -46,7 +50,7 @@ async fn request_key(
         approvals: &approvals,
         audit_head: (0, ""),
     };
-    cleanroom_host::kbs::client::fetch_key(&reqwest::Client::new(), &req, source)
+    cleanroom_room::kbs_client::fetch_key(&reqwest::Client::new(), &req, source)
         .await
         .map(|_| ())
 }
@@ -111,10 +115,10 @@ async fn run_without_every_owner_approval_is_refused_before_any_key_request() {
     room.approve("publisher");
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Policy(PolicyError::MissingApproval { owner, .. }) if owner == "advertiser"),
+        matches!(&err, RoomError::Policy(PolicyError::MissingApproval { owner, .. }) if owner == "advertiser"),
         "{err}"
     );
-    let reason = room.assert_refused("approval");
+    let reason = room.assert_refused(Step::Approval);
     assert!(reason.contains("advertiser"), "{reason}");
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
@@ -128,15 +132,15 @@ async fn host_launched_with_another_contract_refuses_itself() {
     let room = Room::new(Spec::default()).await;
     room.approve_all();
     let cfg = room.config_with(sim([0x42; 32]));
-    let err = cleanroom_host::run::run(&cfg).await.unwrap_err();
+    let err = cleanroom_room::run::run(&cfg).await.unwrap_err();
     assert!(
         matches!(
             err,
-            HostError::Attestation(AttestError::HostDataMismatch { .. })
+            RoomError::Attestation(AttestError::HostDataMismatch { .. })
         ),
         "{err}"
     );
-    room.assert_refused("attestation");
+    room.assert_refused(Step::Attestation);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
@@ -154,7 +158,7 @@ async fn broker_refuses_evidence_bound_to_another_contract() {
         .await
         .unwrap_err();
     match &err {
-        HostError::KeyRefused { reason, .. } => {
+        RoomError::KeyRefused { reason, .. } => {
             assert!(reason.contains("launch-bound data"), "{reason}")
         }
         e => panic!("wrong error {e}"),
@@ -196,24 +200,24 @@ async fn sim_evidence_is_refused_when_contract_disallows_simulation() {
     assert!(
         matches!(
             err,
-            HostError::Attestation(AttestError::SimulatedNotAllowed)
+            RoomError::Attestation(AttestError::SimulatedNotAllowed)
         ),
         "{err}"
     );
-    room.assert_refused("attestation");
+    room.assert_refused(Step::Attestation);
 
     let err = request_key(&room, 0, "publisher/dataset/impressions", &sim(room.digest))
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("allow_simulated")),
+        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("allow_simulated")),
         "{err}"
     );
     assert_eq!(room.keys_released("publisher"), 0);
     room.stop().await;
 }
 
-async fn tampered_run(tamper: impl FnOnce(&Room), segment_size: u32) -> (Room, HostError) {
+async fn tampered_run(tamper: impl FnOnce(&Room), segment_size: u32) -> (Room, RoomError) {
     let room = Room::new(Spec {
         segment_size,
         ..Spec::default()
@@ -222,7 +226,7 @@ async fn tampered_run(tamper: impl FnOnce(&Room), segment_size: u32) -> (Room, H
     room.approve_all();
     tamper(&room);
     let err = room.run().await.unwrap_err();
-    room.assert_refused("decrypt");
+    room.assert_refused(Step::Decrypt);
     (room, err)
 }
 
@@ -232,10 +236,10 @@ async fn sealed_csv_with_flipped_byte_is_refused() {
     assert!(
         matches!(
             err,
-            HostError::Sealed {
+            RoomError::Format(FormatError::Sealed {
                 source: StreamError::SegmentAuthFailed { index: 1 },
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -258,10 +262,10 @@ async fn truncated_sealed_csv_is_refused() {
     assert!(
         matches!(
             err,
-            HostError::Sealed {
+            RoomError::Format(FormatError::Sealed {
                 source: StreamError::Truncated { after: 2 },
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -288,10 +292,10 @@ async fn sealed_csv_with_reordered_segments_is_refused() {
     assert!(
         matches!(
             err,
-            HostError::Sealed {
+            RoomError::Format(FormatError::Sealed {
                 source: StreamError::SegmentAuthFailed { index: 0 },
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -312,8 +316,8 @@ async fn segment_spliced_from_another_sealed_file_is_refused() {
             .unwrap();
             let plain = r.root().join("again.csv");
             std::fs::write(&plain, common::Spec::default().conversions_csv).unwrap();
-            let (k, _) = cleanroom_host::seal::keyfile::read(&d.join("conversions.key")).unwrap();
-            cleanroom_host::commands::dataset::seal(
+            let (k, _) = cleanroom_formats::keyfile::read(&d.join("conversions.key")).unwrap();
+            cleanroom_cli::commands::dataset::seal(
                 &contract,
                 &r.contract,
                 "conversions",
@@ -337,10 +341,10 @@ async fn segment_spliced_from_another_sealed_file_is_refused() {
     assert!(
         matches!(
             err,
-            HostError::Sealed {
+            RoomError::Format(FormatError::Sealed {
                 source: StreamError::SegmentAuthFailed { index: 1 },
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -363,7 +367,7 @@ async fn encrypted_parquet_with_flipped_byte_is_refused() {
         )
         .await;
         assert!(
-            matches!(&err, HostError::DatasetUnreadable { dataset, format: "parquet", .. } if dataset == "impressions"),
+            matches!(&err, RoomError::Format(FormatError::DatasetUnreadable { dataset, format: "parquet", .. }) if dataset == "impressions"),
             "{err}"
         );
         room.stop().await;
@@ -375,8 +379,8 @@ async fn encrypted_parquet_with_flipped_byte_is_refused() {
 /// room cannot decrypt it; the owner's full key file can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn column_outside_allowed_fields_cannot_be_decrypted_with_the_released_key() {
-    use cleanroom_host::seal::keyfile::{self, DatasetKeys};
-    use cleanroom_host::seal::parquet::read_encrypted;
+    use cleanroom_formats::keyfile::{self, DatasetKeys};
+    use cleanroom_formats::parquet::read_encrypted;
     let room = Room::new(Spec::default()).await;
     let owner_file = common::member_dir(room.root(), "publisher").join("impressions.key");
     let (owner, _) = keyfile::read(&owner_file).unwrap();
@@ -422,10 +426,10 @@ async fn sql_reading_a_column_outside_allowed_fields_is_refused() {
     room.approve_all();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::ColumnNotAllowed { column, views } if column == "ip_address" && views == "impressions"),
+        matches!(&err, RoomError::ColumnNotAllowed { column, views } if column == "ip_address" && views == "impressions"),
         "{err}"
     );
-    let reason = room.assert_refused("query");
+    let reason = room.assert_refused(Step::Query);
     assert!(
         reason.contains("ip_address") && reason.contains("allowed_fields"),
         "{reason}"
@@ -443,10 +447,10 @@ async fn row_level_sql_output_is_refused() {
     room.approve_all();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::QueryRefused { reason } if reason.contains("aggregate")),
+        matches!(&err, RoomError::Query(QueryRefusal::NotAggregate { .. })),
         "{err}"
     );
-    room.assert_refused("query");
+    room.assert_refused(Step::Query);
     room.stop().await;
 }
 
@@ -455,9 +459,9 @@ async fn contract_signature_from_a_non_member_is_refused() {
     let room = Room::new(Spec::default()).await;
     room.approve_all();
     let outsider = room.root().join("outsider");
-    cleanroom_host::commands::member::keygen("mallory", &outsider).unwrap();
+    cleanroom_cli::commands::member::keygen("mallory", &outsider).unwrap();
     // Mallory's acceptance of the same contract, appended to the signatures file.
-    let sk = cleanroom_host::keys::signing_key(&outsider.join("mallory.sign.key")).unwrap();
+    let sk = cleanroom_formats::keys::signing_key(&outsider.join("mallory.sign.key")).unwrap();
     let msg = cleanroom_policy::message::SignedMessage::sign(
         &sk,
         cleanroom_policy::MessageType::ContractAccept,
@@ -465,13 +469,13 @@ async fn contract_signature_from_a_non_member_is_refused() {
         1,
         room.digest.to_vec(),
     );
-    cleanroom_host::commands::contract::append_message(&room.sigs, &msg).unwrap();
+    cleanroom_cli::commands::contract::append_message(&room.sigs, &msg).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(err, HostError::Policy(PolicyError::SignerNotAMember { .. })),
+        matches!(err, RoomError::Policy(PolicyError::SignerNotAMember { .. })),
         "{err}"
     );
-    room.assert_refused("contract");
+    room.assert_refused(Step::Contract);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
@@ -508,7 +512,7 @@ async fn group_of_k_minus_one_is_dropped_and_group_of_k_is_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_plaintext_marker_reaches_any_file() {
     let marker = format!("PLAINTEXT-MARKER-{:016x}", rand_u64());
-    let (mut imp, conv) = cleanroom_host::demo::generate(5_000, 11);
+    let (mut imp, conv) = cleanroom_cli::demo::generate(5_000, 11);
     for i in 0..60 {
         imp.push_str(&format!("{marker}-u{i},{marker},1,s,{marker}\n"));
     }
@@ -570,27 +574,26 @@ async fn broker_restarted_on_same_database_still_releases() {
     room.brokers.pop().unwrap().stop().await;
     let d = common::member_dir(room.root(), "advertiser");
     let store =
-        cleanroom_host::commands::kbs::open_store(&d.join("kbs.db"), &d.join("kbs.master-key"))
-            .unwrap();
+        cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     room.brokers
-        .push(cleanroom_host::kbs::server::spawn(store, listener).unwrap());
+        .push(cleanroom_kbs::server::spawn(store, listener).unwrap());
     room.run().await.expect("restarted broker releases the key");
     assert_eq!(room.keys_released("advertiser"), 1);
 
     let wrong = room.root().join("wrong.master-key");
     std::fs::write(
         &wrong,
-        cleanroom_host::kbs::store::MasterKey::generate()
+        cleanroom_kbs::store::MasterKey::generate()
             .to_file_text()
             .as_bytes(),
     )
     .unwrap();
-    let err = cleanroom_host::commands::kbs::open_store(&d.join("kbs.db"), &wrong).unwrap_err();
+    let err = cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &wrong).unwrap_err();
     assert!(
         matches!(
-            err.downcast_ref::<HostError>(),
-            Some(HostError::WrongMasterKey { .. })
+            err.downcast_ref::<cleanroom_kbs::KbsError>(),
+            Some(cleanroom_kbs::KbsError::WrongMasterKey { .. })
         ),
         "{err}"
     );
@@ -604,8 +607,8 @@ fn training_workload(
     stored: impl FnOnce(Vec<u8>) -> Vec<u8>,
     artifact_recipients: &str,
 ) -> String {
-    let bytes = cleanroom_host::guest_build::component("training-logreg").unwrap();
-    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    let bytes = cleanroom_cli::guest_build::component("training-logreg").unwrap();
+    let digest = cleanroom_room::sandbox::digest_hex(&bytes);
     std::fs::create_dir_all(room.room.join("modules")).unwrap();
     std::fs::write(
         room.room.join(format!("modules/{digest}.wasm")),
@@ -648,7 +651,7 @@ async fn training_module_runs_and_seals_weights_to_model_recipient_only() {
         .find(|p| p.to_string_lossy().ends_with("-artifact-model.cro"))
         .unwrap();
     let (_, recipients) =
-        cleanroom_host::seal::envelope::inspect(&std::fs::read(model).unwrap()).unwrap();
+        cleanroom_formats::envelope::inspect(&std::fs::read(model).unwrap()).unwrap();
     assert_eq!(recipients, ["advertiser"]);
     let events: Vec<String> = room
         .audit()
@@ -674,10 +677,10 @@ async fn module_differing_from_approved_digest_by_one_bit_does_not_run() {
     );
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Module(m) if m.contains("digest")),
+        matches!(&err, RoomError::Module(SandboxError::DigestMismatch { .. })),
         "{err}"
     );
-    room.assert_refused("module");
+    room.assert_refused(Step::Module);
     room.stop().await;
 }
 
@@ -689,10 +692,13 @@ async fn module_artifact_without_agreed_recipient_is_refused() {
     training_workload(&room, |b| b, "");
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::QueryRefused { reason } if reason.contains("artifact_recipients")),
+        matches!(
+            &err,
+            RoomError::Guard(GuardRefusal::ArtifactsWithoutRecipients)
+        ),
         "{err}"
     );
-    room.assert_refused("guard");
+    room.assert_refused(Step::Guard);
     room.stop().await;
 }
 
@@ -705,8 +711,8 @@ async fn contract_deadline_stops_an_infinite_loop() {
         ..Spec::default()
     };
     let room = Room::new(spec).await;
-    let bytes = cleanroom_host::guest_build::component("hostile_infinite_loop").unwrap();
-    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    let bytes = cleanroom_cli::guest_build::component("hostile_infinite_loop").unwrap();
+    let digest = cleanroom_room::sandbox::digest_hex(&bytes);
     std::fs::create_dir_all(room.room.join("modules")).unwrap();
     std::fs::write(room.room.join(format!("modules/{digest}.wasm")), bytes).unwrap();
     std::fs::write(
@@ -720,10 +726,13 @@ async fn contract_deadline_stops_an_infinite_loop() {
     let err = room.run().await.unwrap_err();
     // The error names the deadline in force: the contract's, not the 30 s default.
     assert!(
-        matches!(&err, HostError::Module(m) if m.contains("deadline of 300 ms")),
+        matches!(
+            &err,
+            RoomError::Module(SandboxError::DeadlineExceeded { millis: 300 })
+        ),
         "{err}"
     );
-    room.assert_refused("module");
+    room.assert_refused(Step::Module);
     room.stop().await;
 }
 
@@ -736,7 +745,7 @@ fn forge_proposal(room: &Room, member: &str) {
     let text = std::fs::read_to_string(&room.workload).unwrap();
     let payload =
         cleanroom_policy::proposal::ProposalPayload::new(&text, "workload.toml", None).unwrap();
-    let sk = cleanroom_host::keys::signing_key(&room.key_of(member)).unwrap();
+    let sk = cleanroom_formats::keys::signing_key(&room.key_of(member)).unwrap();
     let msg = SignedMessage::sign(
         &sk,
         MessageType::WorkloadPropose,
@@ -754,10 +763,10 @@ async fn run_without_proposal_is_refused_when_contract_names_proposers() {
     std::fs::remove_file(room.proposal()).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Policy(PolicyError::MissingProposal { .. })),
+        matches!(&err, RoomError::Policy(PolicyError::MissingProposal { .. })),
         "{err}"
     );
-    room.assert_refused("proposal");
+    room.assert_refused(Step::Proposal);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
@@ -773,16 +782,16 @@ async fn proposal_by_a_member_who_may_not_propose_is_refused() {
     forge_proposal(&room, "publisher");
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Policy(PolicyError::ProposerNotAllowed { member, .. }) if member == "publisher"),
+        matches!(&err, RoomError::Policy(PolicyError::ProposerNotAllowed { member, .. }) if member == "publisher"),
         "{err}"
     );
-    room.assert_refused("proposal");
+    room.assert_refused(Step::Proposal);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
     );
     // The CLI refuses to sign such a proposal in the first place.
-    let err = cleanroom_host::commands::workload::propose(
+    let err = cleanroom_cli::commands::workload::propose(
         &room.contract,
         &room.sigs,
         &room.workload,
@@ -809,19 +818,19 @@ async fn workload_edited_after_its_proposal_is_refused() {
     assert!(
         matches!(
             &err,
-            HostError::Policy(PolicyError::ProposalForOtherWorkload { .. })
+            RoomError::Policy(PolicyError::ProposalForOtherWorkload { .. })
         ),
         "{err}"
     );
-    room.assert_refused("proposal");
+    room.assert_refused(Step::Proposal);
     room.stop().await;
 }
 
 // ---- Suspension (I3): any member can suspend; it takes effect before the next run ----
 
 async fn governance(room: &Room, member: &str, kind: cleanroom_policy::MessageType, to_room: bool) {
-    use cleanroom_host::commands::contract::ContractFiles;
-    use cleanroom_host::commands::governance::{Delivery, deliver};
+    use cleanroom_cli::commands::contract::ContractFiles;
+    use cleanroom_cli::commands::governance::{Delivery, deliver};
     let d = Delivery {
         contract: ContractFiles {
             contract: room.contract.clone(),
@@ -849,10 +858,10 @@ async fn suspended_room_refuses_the_next_run_before_any_key_request() {
     governance(&room, "advertiser", MessageType::Suspend, true).await;
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Policy(PolicyError::Suspended { by }) if by == "`advertiser`"),
+        matches!(&err, RoomError::Policy(PolicyError::Suspended { by }) if by == "`advertiser`"),
         "{err}"
     );
-    room.assert_refused("suspension");
+    room.assert_refused(Step::Suspension);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
@@ -867,13 +876,13 @@ async fn brokers_refuse_keys_while_suspended_even_if_the_room_record_is_deleted(
     room.approve_all();
     governance(&room, "publisher", MessageType::Suspend, true).await;
     // A hostile operator deletes the room's record of the suspension.
-    std::fs::remove_file(room.room.join(cleanroom_host::run::GOVERNANCE_FILE)).unwrap();
+    std::fs::remove_file(room.room.join(cleanroom_formats::load::GOVERNANCE_FILE)).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("suspended by `publisher`")),
+        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("suspended by `publisher`")),
         "{err}"
     );
-    room.assert_refused("key-request");
+    room.assert_refused(Step::KeyRequest);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
@@ -891,7 +900,7 @@ async fn only_the_suspending_member_lifts_its_suspension() {
     governance(&room, "publisher", MessageType::Resume, true).await;
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Policy(PolicyError::Suspended { .. })),
+        matches!(&err, RoomError::Policy(PolicyError::Suspended { .. })),
         "{err}"
     );
     // The advertiser resumes: the next run starts and gets its keys.
@@ -912,11 +921,11 @@ async fn broker_rejects_a_suspension_signed_by_a_non_member() {
         &outsider,
         MessageType::Suspend,
         room.digest,
-        cleanroom_host::clock::now_unix(),
+        cleanroom_formats::clock::now_unix(),
         b"{\"reason\":\"\"}".to_vec(),
     );
     let url = format!("http://{}", room.brokers[0].addr);
-    let err = cleanroom_host::kbs::client::send_governance(
+    let err = cleanroom_cli::broker_client::send_governance(
         &reqwest::Client::new(),
         &url,
         &forged.to_base64(),
@@ -924,7 +933,7 @@ async fn broker_rejects_a_suspension_signed_by_a_non_member() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, HostError::GovernanceRefused { reason, .. } if reason.contains("not the key of any member")),
+        matches!(&err, GovernanceError::GovernanceRefused { reason, .. } if reason.contains("not the key of any member")),
         "{err}"
     );
     // Nothing was recorded: the room runs.
@@ -939,7 +948,7 @@ async fn broker_rejects_a_suspension_signed_by_a_non_member() {
 /// and a log without that entry fails against the anchor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
-    use cleanroom_host::audit::{verify_bytes, verify_with_anchors};
+    use cleanroom_verify::audit::{AuditError, verify_bytes, verify_with_anchors};
     let room = Room::new(Spec::default()).await;
     room.approve_all();
     room.run().await.unwrap();
@@ -948,12 +957,12 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
     let second = room.run().await.unwrap();
     let full = std::fs::read(&log_path).unwrap();
 
-    let sk = cleanroom_host::keys::encryption_key(
+    let sk = cleanroom_formats::keys::encryption_key(
         &common::member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
     )
     .unwrap();
     let sealed = std::fs::read(&second.outputs[0]).unwrap();
-    let (header, _) = cleanroom_host::seal::envelope::open(&sealed, "advertiser", &sk).unwrap();
+    let (header, _) = cleanroom_formats::envelope::open(&sealed, "advertiser", &sk).unwrap();
     let anchor = [(header.audit_seq, header.audit_hash.clone())];
     // I6: the sealed header itself says the run's attestation was simulated.
     assert!(
@@ -963,14 +972,14 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
     // The anchor is the entry just before the output's own `output` entry.
     let entries = room.audit();
     assert_eq!(entries[header.audit_seq as usize].hash, header.audit_hash);
-    assert_eq!(entries[header.audit_seq as usize + 1].event, "output");
+    assert_eq!(entries[header.audit_seq as usize + 1].event, Step::Output);
 
-    verify_with_anchors(&full, "log", &anchor).expect("the whole log holds the anchor");
+    verify_with_anchors(&full, &anchor).expect("the whole log holds the anchor");
     // The operator hands out the log as it was after the first run.
-    verify_bytes(&after_first, "log").expect("a cut log verifies on its own");
-    let err = verify_with_anchors(&after_first, "log", &anchor).unwrap_err();
+    verify_bytes(&after_first).expect("a cut log verifies on its own");
+    let err = verify_with_anchors(&after_first, &anchor).unwrap_err();
     assert!(
-        matches!(&err, HostError::AuditBroken { seq, what, .. } if *seq == header.audit_seq && what.contains("truncated")),
+        matches!(&err, AuditError::AnchorMissing { seq, .. } if *seq == header.audit_seq),
         "{err}"
     );
     room.stop().await;
@@ -980,15 +989,18 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
 /// refused, and only a bounded number of refusals per minute reach the broker's event table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn governance_junk_flood_is_refused_and_its_recording_bounded() {
-    use cleanroom_host::kbs::server::MAX_RECORDED_GOVERNANCE_REFUSALS_PER_MINUTE as MAX;
+    use cleanroom_kbs::server::MAX_RECORDED_GOVERNANCE_REFUSALS_PER_MINUTE as MAX;
     let room = Room::new(Spec::default()).await;
     let url = format!("http://{}", room.brokers[0].addr);
     let http = reqwest::Client::new();
     for i in 0..(MAX + 40) {
-        let err = cleanroom_host::kbs::client::send_governance(&http, &url, &format!("junk{i}"))
+        let err = cleanroom_cli::broker_client::send_governance(&http, &url, &format!("junk{i}"))
             .await
             .unwrap_err();
-        assert!(matches!(err, HostError::GovernanceRefused { .. }), "{err}");
+        assert!(
+            matches!(err, GovernanceError::GovernanceRefused { .. }),
+            "{err}"
+        );
     }
     let recorded = room
         .broker_events("publisher")
@@ -1015,14 +1027,14 @@ async fn brokers_refuse_a_room_whose_audit_log_was_rolled_back() {
     std::fs::write(&log, &full).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
+        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
         "{err}"
     );
     // Replaced: no log at all; the host starts a new one at entry 0.
     std::fs::remove_file(&log).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
+        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
         "{err}"
     );
     assert!(

@@ -7,17 +7,21 @@
 
 mod common;
 
+use cleanroom_formats::audit::{Decision, Step};
+use cleanroom_kbs::commands as kbs_cmd;
 use std::collections::BTreeMap;
 
-use cleanroom_host::audit::Entry;
-use cleanroom_host::error::HostError;
+use cleanroom_formats::audit::Entry;
 use cleanroom_policy::PolicyError;
+use cleanroom_room::RoomError;
+use cleanroom_room::error::GuardRefusal;
+use cleanroom_room::sandbox::SandboxError;
 use common::{Room, Spec, member_dir};
 
 /// Store `bytes` as the room's module and make `body` (with `module_digest` added) the
 /// room's workload. Returns the digest.
 fn install(room: &Room, bytes: &[u8], body: &str) -> String {
-    let digest = cleanroom_host::sandbox::digest_hex(bytes);
+    let digest = cleanroom_room::sandbox::digest_hex(bytes);
     std::fs::create_dir_all(room.room.join("modules")).unwrap();
     std::fs::write(room.room.join(format!("modules/{digest}.wasm")), bytes).unwrap();
     std::fs::write(
@@ -46,7 +50,7 @@ fn scoring_workload(recipients: &str) -> String {
 /// The advertiser seals `MODEL` as the contract's `conversion-model` dataset and registers
 /// its key at its broker, as `cleanroom dataset seal` + `kbs put` do.
 fn seal_model(room: &Room) {
-    use cleanroom_host::commands::{dataset, kbs as kbs_cmd};
+    use cleanroom_cli::commands::dataset;
     let d = member_dir(room.root(), "advertiser");
     let text = std::fs::read_to_string(&room.contract).unwrap();
     let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
@@ -59,11 +63,11 @@ fn seal_model(room: &Room) {
         &plain,
         &room.room.join("data/conversion-model.sealed"),
         None,
-        cleanroom_host::seal::stream::DEFAULT_SEGMENT_SIZE,
+        cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
     )
     .unwrap();
     let key = d.join("model.key");
-    cleanroom_host::seal::keyfile::write(&key, &k, "conversion-model").unwrap();
+    cleanroom_formats::keyfile::write(&key, &k, "conversion-model").unwrap();
     let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
     kbs_cmd::put(&store, &room.contract, &room.sigs, "conversion-model", &key).unwrap();
 }
@@ -72,7 +76,7 @@ fn seal_model(room: &Room) {
 async fn per_row_scores_reach_only_the_named_recipient() {
     let room = Room::new(Spec::default()).await;
     seal_model(&room);
-    let bytes = cleanroom_host::guest_build::component("inference-score").unwrap();
+    let bytes = cleanroom_cli::guest_build::component("inference-score").unwrap();
     install(&room, &bytes, &scoring_workload("[\"publisher\"]"));
     room.approve_all();
     let report = room.run().await.expect("per-row scoring run succeeds");
@@ -83,21 +87,21 @@ async fn per_row_scores_reach_only_the_named_recipient() {
         .find(|p| p.to_string_lossy().ends_with("-table-scores.cro"))
         .unwrap();
     let file = std::fs::read(out).unwrap();
-    let (_, recipients) = cleanroom_host::seal::envelope::inspect(&file).unwrap();
+    let (_, recipients) = cleanroom_formats::envelope::inspect(&file).unwrap();
     assert_eq!(
         recipients,
         ["publisher"],
         "per-row scores go to the publisher only"
     );
-    let sk = cleanroom_host::keys::encryption_key(
+    let sk = cleanroom_formats::keys::encryption_key(
         &member_dir(room.root(), "publisher").join("keys/publisher.enc.key"),
     )
     .unwrap();
-    let (_, content) = cleanroom_host::seal::envelope::open(&file, "publisher", &sk).unwrap();
+    let (_, content) = cleanroom_formats::envelope::open(&file, "publisher", &sk).unwrap();
     let content = String::from_utf8(content.to_vec()).unwrap();
 
     // Expected: one row per user of the impressions, scored on the host with the same model.
-    let (impressions, _) = cleanroom_host::demo::generate(5_000, 7);
+    let (impressions, _) = cleanroom_cli::demo::generate(5_000, 7);
     let mut imps: BTreeMap<&str, f64> = BTreeMap::new();
     for line in impressions.lines().skip(1) {
         *imps.entry(line.split(',').next().unwrap()).or_default() += 1.0;
@@ -123,7 +127,7 @@ async fn per_row_scores_reach_only_the_named_recipient() {
     let guard = room
         .audit()
         .into_iter()
-        .find(|e| e.event == "guard")
+        .find(|e| e.event == Step::Guard)
         .unwrap();
     assert!(
         guard.reason.contains("per-row output to publisher"),
@@ -140,12 +144,12 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
         ..Spec::default()
     };
     let room = Room::new(spec).await;
-    let bytes = cleanroom_host::guest_build::component("inference-score").unwrap();
+    let bytes = cleanroom_cli::guest_build::component("inference-score").unwrap();
     // The advertiser wants every publisher user's score for itself.
     install(&room, &bytes, &scoring_workload("[\"advertiser\"]"));
 
     // Owners' tooling refuses to approve it...
-    let err = cleanroom_host::commands::workload::approve(
+    let err = cleanroom_cli::commands::workload::approve(
         &room.contract,
         &room.sigs,
         &room.workload,
@@ -156,9 +160,9 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("row_recipients"), "{err}");
     // ...and approvals signed anyway do not make the room run it.
-    let w = cleanroom_host::run::load_workload(&room.workload).unwrap();
+    let w = cleanroom_formats::load::load_workload(&room.workload).unwrap();
     for m in common::MEMBERS {
-        let sk = cleanroom_host::keys::signing_key(&room.key_of(m)).unwrap();
+        let sk = cleanroom_formats::keys::signing_key(&room.key_of(m)).unwrap();
         let msg = cleanroom_policy::SignedMessage::sign(
             &sk,
             cleanroom_policy::MessageType::WorkloadApprove,
@@ -166,15 +170,15 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
             1,
             cleanroom_policy::workload::ApprovalPayload::for_workload(&w).to_bytes(),
         );
-        cleanroom_host::commands::contract::append_message(&room.approvals, &msg).unwrap();
+        cleanroom_cli::commands::contract::append_message(&room.approvals, &msg).unwrap();
     }
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, HostError::Policy(PolicyError::RowLevelNotAllowed { reason })
+        matches!(&err, RoomError::Policy(PolicyError::RowLevelNotAllowed { reason })
             if reason.contains("`advertiser` is not in the row_recipients of input `impressions`")),
         "{err}"
     );
-    room.assert_refused("approval");
+    room.assert_refused(Step::Approval);
     assert_eq!(
         room.keys_released("publisher") + room.keys_released("advertiser"),
         0
@@ -188,7 +192,7 @@ async fn module_per_row_table_without_row_level_is_refused() {
     // table has no count column, so nothing leaves.
     let room = Room::new(Spec::default()).await;
     seal_model(&room);
-    let bytes = cleanroom_host::guest_build::component("inference-score").unwrap();
+    let bytes = cleanroom_cli::guest_build::component("inference-score").unwrap();
     let body = scoring_workload("[\"publisher\"]").replace(
         "row_level = true\n",
         "\n[guards]\ncount_column = \"rows\"\n",
@@ -196,9 +200,12 @@ async fn module_per_row_table_without_row_level_is_refused() {
     install(&room, &bytes, &body);
     room.approve_all();
     let err = room.run().await.unwrap_err();
-    assert!(matches!(&err, HostError::QueryRefused { .. }), "{err}");
-    let reason = room.assert_refused("guard");
-    assert!(reason.contains("no count column `rows`"), "{reason}");
+    assert!(
+        matches!(&err, RoomError::Guard(GuardRefusal::NoCountColumn { column }) if column == "rows"),
+        "{err}"
+    );
+    let reason = room.assert_refused(Step::Guard);
+    assert_eq!(reason, err.to_string());
     room.stop().await;
 }
 
@@ -210,7 +217,7 @@ fn last_run(room: &Room) -> Vec<Entry> {
     let end = all.len() - 1;
     let start = all[..end]
         .iter()
-        .rposition(|e| e.event == "checkpoint")
+        .rposition(|e| e.event == Step::Checkpoint)
         .map_or(0, |i| i + 1);
     all[start..].to_vec()
 }
@@ -218,54 +225,93 @@ fn last_run(room: &Room) -> Vec<Entry> {
 /// The component bytes of a hostile guest (a crate, or a hand-written .wat).
 fn hostile(name: &str) -> Vec<u8> {
     let stem = name.strip_prefix("hostile_").unwrap();
-    let wat = cleanroom_host::guest_build::source_root().join(format!("tests/hostile/{stem}.wat"));
+    let wat = cleanroom_cli::guest_build::source_root().join(format!("tests/hostile/{stem}.wat"));
     if wat.is_file() {
         return wat::parse_file(&wat).unwrap();
     }
-    cleanroom_host::guest_build::component(name).unwrap()
+    cleanroom_cli::guest_build::component(name).unwrap()
 }
 
 /// Every hostile guest under tests/hostile, with the workload kind it needs and what its
 /// refusal must name. `None`: the module is capped and the run completes.
-const HOSTILE: &[(&str, &str, Option<&str>)] = &[
+type Refusal = fn(&SandboxError) -> bool;
+
+const HOSTILE: &[(&str, &str, Option<Refusal>)] = &[
     (
         "hostile_infinite_loop",
         "query",
-        Some("deadline of 5000 ms"),
+        Some(|e| matches!(e, SandboxError::DeadlineExceeded { millis: 5000 })),
     ),
-    ("hostile_memory_bomb", "query", Some("memory limit")),
-    ("hostile_open_files", "query", Some("wasi:filesystem/")),
-    ("hostile_open_sockets", "query", Some("wasi:sockets/")),
-    ("hostile_http_request", "query", Some("wasi:http/")),
+    (
+        "hostile_memory_bomb",
+        "query",
+        Some(|e| matches!(e, SandboxError::MemoryLimitExceeded { .. })),
+    ),
+    (
+        "hostile_open_files",
+        "query",
+        Some(|e| forbids(e, "wasi:filesystem/")),
+    ),
+    (
+        "hostile_open_sockets",
+        "query",
+        Some(|e| forbids(e, "wasi:sockets/")),
+    ),
+    (
+        "hostile_http_request",
+        "query",
+        Some(|e| forbids(e, "wasi:http/")),
+    ),
     (
         "hostile_read_environment",
         "query",
-        Some("wasi:cli/environment"),
+        Some(|e| forbids(e, "wasi:cli/environment")),
     ),
-    ("hostile_oversized_output", "query", Some("output cap")),
-    ("hostile_panics", "query", Some("trapped")),
-    ("hostile_wasm_trap", "query", Some("trapped")),
+    (
+        "hostile_oversized_output",
+        "query",
+        Some(|e| matches!(e, SandboxError::OutputCapExceeded { .. })),
+    ),
+    (
+        "hostile_panics",
+        "query",
+        Some(|e| matches!(e, SandboxError::ModuleTrapped { .. })),
+    ),
+    (
+        "hostile_wasm_trap",
+        "query",
+        Some(|e| matches!(e, SandboxError::ModuleTrapped { .. })),
+    ),
     (
         "hostile_read_other_view",
         "query",
-        Some("other_members_secrets"),
+        Some(
+            |e| matches!(e, SandboxError::ViewNotInInputs { view } if view == "other_members_secrets"),
+        ),
     ),
     (
         "hostile_read_other_artifact",
         "inference",
-        Some("someone_elses_model"),
+        Some(
+            |e| matches!(e, SandboxError::ArtifactNotInInputs { name } if name == "someone_elses_model"),
+        ),
     ),
     (
         "hostile_output_after_run_ended",
         "query",
-        Some("after its run had ended"),
+        Some(|e| matches!(e, SandboxError::CallAfterRunEnded)),
     ),
     ("hostile_log_flood", "query", None),
 ];
 
+/// A refusal listing a forbidden import with this prefix.
+fn forbids(e: &SandboxError, prefix: &str) -> bool {
+    matches!(e, SandboxError::ForbiddenImports { imports } if imports.iter().any(|i| i.starts_with(prefix)))
+}
+
 #[test]
 fn every_hostile_guest_is_in_the_run_path_suite() {
-    let dir = cleanroom_host::guest_build::source_root().join("tests/hostile");
+    let dir = cleanroom_cli::guest_build::source_root().join("tests/hostile");
     let mut found: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {
@@ -303,28 +349,29 @@ async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
         let entries = last_run(&room);
         let module = entries
             .iter()
-            .find(|e| e.event == "module")
+            .find(|e| e.event == Step::Module)
             .unwrap_or_else(|| panic!("{name}: no module audit entry in {entries:#?}"));
         match refusal {
-            Some(needle) => {
+            Some(refusal) => {
                 let err = result.expect_err(name);
                 assert!(
-                    matches!(&err, HostError::Module(m) if m.contains(needle)),
+                    matches!(&err, RoomError::Module(e) if refusal(e)),
                     "{name}: {err}"
                 );
-                assert_eq!(module.decision, "refused", "{name}");
-                assert!(module.reason.contains(needle), "{name}: {module:?}");
+                assert_eq!(module.decision, Decision::Refused, "{name}");
+                // The audit entry says what the error says.
+                assert_eq!(module.reason, err.to_string(), "{name}");
                 assert_eq!(room.outputs().len(), before, "{name} wrote an output");
             }
             None => {
                 // Log flooding: the log is capped and, with no logging consent in the
                 // contract, discarded; nothing else was written.
                 result.unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(module.decision, "ran", "{name}");
+                assert_eq!(module.decision, Decision::Ran, "{name}");
                 assert!(
                     entries
                         .iter()
-                        .any(|e| e.event == "log" && e.decision == "discarded"),
+                        .any(|e| e.event == Step::Log && e.decision == Decision::Discarded),
                     "{name}: {entries:#?}"
                 );
                 assert_eq!(room.outputs().len(), before, "{name} wrote an output");
@@ -349,7 +396,7 @@ async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
 /// helper builds the guests with the same cargo command).
 fn guide_steps() -> (Vec<Vec<String>>, String) {
     let doc =
-        std::fs::read_to_string(cleanroom_host::guest_build::source_root().join("docs/modules.md"))
+        std::fs::read_to_string(cleanroom_cli::guest_build::source_root().join("docs/modules.md"))
             .unwrap();
     let doc = &doc[doc.find("## 3. Inspect it").expect("section 3")..];
     let (mut commands, mut rows_toml) = (Vec::new(), None);
@@ -377,9 +424,9 @@ fn the_module_guide_runs_as_written() {
         .build()
         .unwrap();
     let room = rt.block_on(Room::new(Spec::default()));
-    let release = cleanroom_host::guest_build::build().unwrap();
+    let release = cleanroom_cli::guest_build::build().unwrap();
     let bytes = std::fs::read(release.join("rows_per_campaign.wasm")).unwrap();
-    let digest = cleanroom_host::sandbox::digest_hex(&bytes);
+    let digest = cleanroom_room::sandbox::digest_hex(&bytes);
     let (commands, rows_toml) = guide_steps();
     std::fs::write(
         room.root().join("rows.toml"),
@@ -426,22 +473,21 @@ fn the_module_guide_runs_as_written() {
     );
     for argv in &commands {
         let argv: Vec<String> = argv.iter().map(|a| map(a)).collect();
-        let cli = <cleanroom_host::cli::Cli as clap::Parser>::try_parse_from(&argv)
+        let cli = <cleanroom_cli::cli::Cli as clap::Parser>::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{}: {e}", argv.join(" ")));
-        let code = cleanroom_host::cli::dispatch(&cli)
+        let code = cleanroom_cli::cli::dispatch(&cli)
             .unwrap_or_else(|e| panic!("{}: {e:#}", argv.join(" ")));
         assert_eq!(code, std::process::ExitCode::SUCCESS, "{}", argv.join(" "));
     }
     // What the advertiser opened: impressions per campaign, small campaigns dropped.
     let out = map("ROOM/outputs/<run>-table-rows_per_campaign.cro");
-    let sk = cleanroom_host::keys::encryption_key(
+    let sk = cleanroom_formats::keys::encryption_key(
         &member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
     )
     .unwrap();
     let (_, content) =
-        cleanroom_host::seal::envelope::open(&std::fs::read(out).unwrap(), "advertiser", &sk)
-            .unwrap();
-    let (impressions, _) = cleanroom_host::demo::generate(5_000, 7);
+        cleanroom_formats::envelope::open(&std::fs::read(out).unwrap(), "advertiser", &sk).unwrap();
+    let (impressions, _) = cleanroom_cli::demo::generate(5_000, 7);
     let mut want: BTreeMap<String, u64> = BTreeMap::new();
     for line in impressions.lines().skip(1) {
         *want

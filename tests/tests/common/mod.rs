@@ -3,20 +3,23 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use cleanroom_formats::audit::{Decision, Step};
+use cleanroom_formats::fsutil::FileMode;
+use cleanroom_kbs::commands as kbs_cmd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cleanroom_host::attestation::{self, SimSource};
-use cleanroom_host::audit::Entry;
-use cleanroom_host::commands::{
-    contract as contract_cmd, dataset, kbs as kbs_cmd, member, workload as workload_cmd,
+use cleanroom_cli::commands::{
+    contract as contract_cmd, dataset, member, workload as workload_cmd,
 };
-use cleanroom_host::demo;
-use cleanroom_host::error::HostError;
-use cleanroom_host::kbs::server::{self, RunningBroker};
-use cleanroom_host::kbs::store::{MasterKey, Store};
-use cleanroom_host::run::{RunConfig, RunReport};
-use cleanroom_host::seal::stream::DEFAULT_SEGMENT_SIZE;
+use cleanroom_cli::demo;
+use cleanroom_formats::audit::Entry;
+use cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE;
+use cleanroom_kbs::server::{self, RunningBroker};
+use cleanroom_kbs::store::{MasterKey, Store};
+use cleanroom_room::RoomError;
+use cleanroom_room::attestation::{self, SimSource};
+use cleanroom_room::run::{RunConfig, RunReport};
 use tempfile::TempDir;
 
 pub const MEMBERS: [&str; 2] = ["publisher", "advertiser"];
@@ -71,10 +74,10 @@ impl Room {
             let d = member_dir(&root, name);
             entries.push(member::keygen(name, &d.join("keys")).unwrap());
             let mk = MasterKey::generate();
-            cleanroom_host::fsutil::write_file_atomic(
+            cleanroom_formats::fsutil::write_file_atomic(
                 &d.join("kbs.master-key"),
                 mk.to_file_text().as_bytes(),
-                true,
+                FileMode::Secret,
             )
             .unwrap();
             let store = Store::init(&d.join("kbs.db"), mk).unwrap();
@@ -88,9 +91,21 @@ impl Room {
             &format!("http://{}", brokers[0].addr),
             &format!("http://{}", brokers[1].addr),
         );
+        // Runs in this process measure the test binary; runs of the room binary (the CLI's
+        // `run`, as the module guide does) measure `cleanroom-room`: the contract lists both.
+        let room_bin = cleanroom_cli::processes::room_binary().unwrap();
+        let room_measurement = hex::encode(cleanroom_attest::measure::sim_measurement(
+            &std::fs::read(room_bin).unwrap(),
+        ));
+        let text = text.replacen(
+            &format!("measurements = [\"{measurement}\"]"),
+            &format!("measurements = [\"{measurement}\", \"{room_measurement}\"]"),
+            1,
+        );
         let text = (spec.edit_contract)(text);
         let contract = room.join("contract.toml");
-        cleanroom_host::fsutil::write_file_atomic(&contract, text.as_bytes(), false).unwrap();
+        cleanroom_formats::fsutil::write_file_atomic(&contract, text.as_bytes(), FileMode::Public)
+            .unwrap();
         let sigs = contract_cmd::default_sigs(&contract);
         for name in MEMBERS {
             contract_cmd::sign(
@@ -107,7 +122,12 @@ impl Room {
         ] {
             let d = member_dir(&root, name);
             let plain_path = d.join(format!("{ds}.csv"));
-            cleanroom_host::fsutil::write_file_atomic(&plain_path, plain.as_bytes(), true).unwrap();
+            cleanroom_formats::fsutil::write_file_atomic(
+                &plain_path,
+                plain.as_bytes(),
+                FileMode::Secret,
+            )
+            .unwrap();
             let location = parsed.dataset(ds).unwrap().location.get_ref().clone();
             let key_path = d.join(format!("{ds}.key"));
             let (k, _) = dataset::seal(
@@ -120,14 +140,15 @@ impl Room {
                 spec.segment_size,
             )
             .unwrap();
-            cleanroom_host::seal::keyfile::write(&key_path, &k, ds).unwrap();
+            cleanroom_formats::keyfile::write(&key_path, &k, ds).unwrap();
             std::fs::remove_file(&plain_path).unwrap();
             let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
             kbs_cmd::put(&store, &contract, &sigs, ds, &key_path).unwrap();
         }
         let workload = room.join("workload.toml");
         let wtext = demo::workload_text(&spec.sql);
-        cleanroom_host::fsutil::write_file_atomic(&workload, wtext.as_bytes(), false).unwrap();
+        cleanroom_formats::fsutil::write_file_atomic(&workload, wtext.as_bytes(), FileMode::Public)
+            .unwrap();
         let approvals = workload_cmd::default_approvals(&workload);
         Room {
             digest: parsed.digest().0,
@@ -158,7 +179,7 @@ impl Room {
     /// `module publish`'s component checks are tested through the CLI; here the proposal
     /// only has to satisfy governance (a test may store tampered bytes on purpose).
     pub fn propose(&self) {
-        let w = cleanroom_host::run::load_workload(&self.workload).unwrap();
+        let w = cleanroom_formats::load::load_workload(&self.workload).unwrap();
         let module = w
             .module_digest
             .as_ref()
@@ -220,8 +241,8 @@ impl Room {
         }
     }
 
-    pub async fn run(&self) -> Result<RunReport, HostError> {
-        cleanroom_host::run::run(&self.config()).await
+    pub async fn run(&self) -> Result<RunReport, RoomError> {
+        cleanroom_room::run::run(&self.config()).await
     }
 
     pub fn outputs(&self) -> Vec<PathBuf> {
@@ -233,7 +254,7 @@ impl Room {
 
     pub fn audit(&self) -> Vec<Entry> {
         let text = std::fs::read(self.room.join("audit.jsonl")).unwrap();
-        cleanroom_host::audit::verify_bytes(&text, "audit.jsonl").expect("audit log verifies");
+        cleanroom_verify::audit::verify_bytes(&text).expect("audit log verifies");
         String::from_utf8(text)
             .unwrap()
             .lines()
@@ -262,24 +283,24 @@ impl Room {
         let outs = self.outputs();
         assert_eq!(outs.len(), 1, "exactly one output");
         let file = std::fs::read(&outs[0]).unwrap();
-        let sk = cleanroom_host::keys::encryption_key(
+        let sk = cleanroom_formats::keys::encryption_key(
             &member_dir(self.root(), "advertiser").join("keys/advertiser.enc.key"),
         )
         .unwrap();
-        let (_, content) = cleanroom_host::seal::envelope::open(&file, "advertiser", &sk).unwrap();
+        let (_, content) = cleanroom_formats::envelope::open(&file, "advertiser", &sk).unwrap();
         String::from_utf8(content.to_vec()).unwrap()
     }
 
     /// Assert a refused run: no output, a `refused` audit entry for `event`, and return its reason.
-    pub fn assert_refused(&self, event: &str) -> String {
+    pub fn assert_refused(&self, event: Step) -> String {
         assert!(self.outputs().is_empty(), "a refused run wrote an output");
         let entries = self.audit();
         let e = entries
             .iter()
-            .find(|e| e.decision == "refused")
+            .find(|e| e.decision == Decision::Refused)
             .unwrap_or_else(|| panic!("no refused audit entry in {entries:#?}"));
         assert_eq!(e.event, event, "refused at the wrong step: {e:#?}");
-        assert_eq!(entries.last().unwrap().event, "checkpoint");
+        assert_eq!(entries.last().unwrap().event, Step::Checkpoint);
         e.reason.clone()
     }
 

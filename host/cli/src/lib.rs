@@ -1,0 +1,21 @@
+//! # cleanroom-cli
+//!
+//! The `cleanroom` command members, data owners, workload authors, recipients and
+//! operators use on their own machines, and the demo. It links the other crates; the room
+//! and the broker run as their own binaries (`cleanroom-room`, `cleanroom-kbs`), which
+//! `cleanroom run` and `cleanroom kbs` start.
+//!
+//! ## Module map
+//! - [`cli`], [`commands`]: the command-line interface, one module per command family
+//!   (argument parsing and printing).
+//! - [`broker_client`]: delivering members' governance messages to brokers.
+//! - [`demo`]: the multi-party demo.
+//! - [`guest_build`]: building the guest modules from source (demo and tests).
+//! - [`processes`]: the room and the brokers as their own processes (demo and tests).
+
+pub mod broker_client;
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod guest_build;
+pub mod processes;

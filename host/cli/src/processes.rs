@@ -1,0 +1,158 @@
+//! The room and the key brokers as their own processes, for the demo and the tests: the
+//! room binary that runs is the one a VM image would ship (and the one whose SHA-384 is the
+//! `sim` measurement), the brokers are the owners' own `cleanroom-kbs`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, bail};
+use cleanroom_room::run::{RunConfig, RunReport};
+
+use crate::commands::delegate::sibling;
+
+/// When run from a source tree by cargo (`cargo run -p cleanroom-cli -- demo`), build the
+/// room's and the broker's binaries beside this one if they are missing or older than it
+/// (a no-op when they are fresh). Elsewhere they must be installed beside `cleanroom`.
+fn ensure_built() -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    if std::env::var_os("CLEANROOM_NO_BIN_BUILD").is_some() {
+        return Ok(());
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    if !manifest.is_file() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    if exe.file_stem().is_none_or(|s| s != "cleanroom") {
+        // A test binary: `cargo test` built the binaries itself.
+        return Ok(());
+    }
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let me = modified(&exe);
+    let stale = ["cleanroom-room", "cleanroom-kbs"].iter().any(|b| {
+        sibling(b)
+            .ok()
+            .and_then(|p| modified(&p))
+            .is_none_or(|t| me.is_some_and(|m| t < m))
+    });
+    if !stale {
+        return Ok(());
+    }
+    let release = exe
+        .parent()
+        .and_then(|d| d.file_name())
+        .is_some_and(|n| n == "release");
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "--bins",
+        "-p",
+        "cleanroom-cli",
+        "-p",
+        "cleanroom-room",
+        "-p",
+        "cleanroom-kbs",
+        "--manifest-path",
+    ])
+    .arg(&manifest);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .context("running cargo to build cleanroom-room and cleanroom-kbs")?;
+    if !status.success() {
+        bail!("building cleanroom-room and cleanroom-kbs failed");
+    }
+    Ok(())
+}
+
+/// The room binary (`cleanroom-room`) beside this one.
+pub fn room_binary() -> anyhow::Result<PathBuf> {
+    ensure_built()?;
+    sibling("cleanroom-room")
+}
+
+/// A key broker serving on 127.0.0.1 in its own process; stopped when dropped.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl BrokerProcess {
+    /// Start `cleanroom-kbs serve` on a free port of 127.0.0.1 and wait until it listens.
+    pub fn start(db: &Path, master_key: &Path) -> anyhow::Result<Self> {
+        ensure_built()?;
+        let bin = sibling("cleanroom-kbs")?;
+        let mut child = Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .arg("--master-key")
+            .arg(master_key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("broker stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{} did not start (it printed {line:?})", bin.display());
+        };
+        Ok(Self {
+            url: format!("http://{addr}"),
+            child,
+        })
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `cfg` with the room binary in its own process (`cleanroom-room run --platform sim
+/// --json`) and return its report; a refusal is an error carrying the room's message.
+pub async fn run_room(cfg: &RunConfig) -> anyhow::Result<RunReport> {
+    let bin = room_binary()?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("run")
+        .arg("--contract")
+        .arg(&cfg.contract)
+        .arg("--sigs")
+        .arg(&cfg.contract_sigs)
+        .arg("--workload")
+        .arg(&cfg.workload)
+        .arg("--approvals")
+        .arg(&cfg.approvals)
+        .arg("--proposal")
+        .arg(&cfg.proposal)
+        .arg("--dir")
+        .arg(&cfg.room_dir)
+        .arg("--data")
+        .arg(&cfg.data_dir)
+        .args(["--platform", "sim", "--json"]);
+    if let Some(m) = &cfg.module {
+        cmd.arg("--module").arg(m);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "{}",
+            err.trim().strip_prefix("error: ").unwrap_or(err.trim())
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("the room's report")
+}

@@ -1,0 +1,220 @@
+//! The audit log's entry format (invariant I5), shared by the room that writes it and the
+//! verifier that checks it.
+//!
+//! JSON lines. Each entry carries `seq` (from 0), `prev` (the previous entry's hash, zeros
+//! for the first), `time`, `event` (a [`Step`]), `subject`, `decision` (a [`Decision`]),
+//! `reason`, and `hash` = SHA-256 of the RFC 8785 canonical JSON of the entry without
+//! `hash`. A run ends with a `checkpoint` entry whose `signature` is the host identity key's
+//! ECDSA P-384 signature over `"cleanroom-audit-checkpoint\0" || prev` (the chain head), and
+//! whose `host_key` is that key (SEC1 hex), the key the run's evidence binds.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The log's file name in a room directory.
+pub const LOG_FILE: &str = "audit.jsonl";
+/// Domain separation for checkpoint signatures.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"cleanroom-audit-checkpoint\0";
+/// The `prev` of the first entry.
+pub const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an entry is about: one step of a run, or of the log itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Contract,
+    Suspension,
+    Workload,
+    Proposal,
+    Approval,
+    Attestation,
+    KeyRequest,
+    Decrypt,
+    Precondition,
+    Module,
+    Query,
+    Guard,
+    Output,
+    Log,
+    Run,
+    Audit,
+    Checkpoint,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Contract => "contract",
+            Step::Suspension => "suspension",
+            Step::Workload => "workload",
+            Step::Proposal => "proposal",
+            Step::Approval => "approval",
+            Step::Attestation => "attestation",
+            Step::KeyRequest => "key-request",
+            Step::Decrypt => "decrypt",
+            Step::Precondition => "precondition",
+            Step::Module => "module",
+            Step::Query => "query",
+            Step::Guard => "guard",
+            Step::Output => "output",
+            Step::Log => "log",
+            Step::Run => "run",
+            Step::Audit => "audit",
+            Step::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What was decided at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    Accepted,
+    /// Nothing to decide (no suspension in force, no proposers named).
+    None,
+    Granted,
+    Verified,
+    Ok,
+    Ran,
+    Applied,
+    Committed,
+    Discarded,
+    Refused,
+    Recovered,
+    Signed,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accepted => "accepted",
+            Decision::None => "none",
+            Decision::Granted => "granted",
+            Decision::Verified => "verified",
+            Decision::Ok => "ok",
+            Decision::Ran => "ran",
+            Decision::Applied => "applied",
+            Decision::Committed => "committed",
+            Decision::Discarded => "discarded",
+            Decision::Refused => "refused",
+            Decision::Recovered => "recovered",
+            Decision::Signed => "signed",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub seq: u64,
+    pub prev: String,
+    pub time: String,
+    pub event: Step,
+    pub subject: String,
+    pub decision: Decision,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl Entry {
+    /// SHA-256 (hex) of the canonical JSON of this entry without its `hash`.
+    pub fn compute_hash(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("an entry serialises");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("hash");
+        }
+        hex::encode(Sha256::digest(
+            serde_json_canonicalizer::to_vec(&v).expect("a JSON value serialises"),
+        ))
+    }
+
+    /// The bytes a checkpoint signs.
+    pub fn checkpoint_message(&self) -> Vec<u8> {
+        [CHECKPOINT_DOMAIN, self.prev.as_bytes()].concat()
+    }
+}
+
+/// Where a torn last line starts: `Some(len)` if `text` does not end with a newline (the
+/// log without its incomplete last line is `text[..len]`).
+pub fn torn_tail(text: &[u8]) -> Option<usize> {
+    if text.is_empty() || text.ends_with(b"\n") {
+        return None;
+    }
+    Some(text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1))
+}
+
+/// Why a log's bytes do not parse as entries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error(
+        "the last line ({bytes} bytes) is incomplete: an append cut short by a crash; the next run drops it and records that"
+    )]
+    TornLastLine { seq: u64, bytes: usize },
+    #[error("the log is not UTF-8")]
+    NotUtf8,
+    #[error("line {line} is not an audit entry")]
+    NotAnEntry { seq: u64, line: usize },
+}
+
+impl ParseError {
+    /// The sequence number of the entry the problem is at.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ParseError::TornLastLine { seq, .. } | ParseError::NotAnEntry { seq, .. } => *seq,
+            ParseError::NotUtf8 => 0,
+        }
+    }
+}
+
+/// Parse a whole log (a torn last line is an error here: see [`torn_tail`]).
+pub fn parse(text: &[u8]) -> Result<Vec<Entry>, ParseError> {
+    if let Some(cut) = torn_tail(text) {
+        let complete = text[..cut].iter().filter(|b| **b == b'\n').count();
+        // A complete entry without its newline is still torn: the append did not finish.
+        return Err(ParseError::TornLastLine {
+            seq: complete as u64,
+            bytes: text.len() - cut,
+        });
+    }
+    let text = std::str::from_utf8(text).map_err(|_| ParseError::NotUtf8)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|_| ParseError::NotAnEntry {
+                seq: i as u64,
+                line: i + 1,
+            })
+        })
+        .collect()
+}
+
+/// Parse an anchor `SEQ:HASH` (as `output open` prints it).
+pub fn parse_anchor(s: &str) -> Option<(u64, String)> {
+    let (seq, hash) = s.split_once(':')?;
+    let seq = seq.parse().ok()?;
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (seq, hash.to_ascii_lowercase()))
+}

@@ -1,0 +1,37 @@
+//! # cleanroom-formats
+//!
+//! The formats every party shares, and nothing else: what the room writes, what a broker
+//! speaks, what a recipient opens and an auditor checks. No query engine, no sandbox, no
+//! server: a verifier or a recipient links this crate without wasmtime or DataFusion.
+//!
+//! ## Module map
+//! - [`stream`]: the sealed-stream format (AES-256-GCM segments, header digest as AAD).
+//! - [`envelope`]: the output envelope (HPKE per recipient around a sealed stream).
+//! - [`keyfile`]: dataset key files; [`keys`]: member signing and encryption key files.
+//! - [`kbs_protocol`], [`jwe`]: the key broker protocol's wire types and its JWE.
+//! - [`audit`]: the audit log's entry format and its typed vocabulary ([`audit::Step`],
+//!   [`audit::Decision`]).
+//! - [`load`]: contracts, workloads and signed messages as members hand them around.
+//! - [`fsutil`]: cap-std directory handles and atomic commits; [`clock`]: the wall clock.
+//! - [`tabular`], [`parquet`] (feature `tabular`): Arrow schemas of contract datasets, CSV /
+//!   JSON parsing, Parquet Modular Encryption.
+//! - [`error`]: the errors, [`FormatError`], and [`ErrorClass`], the one map from any error of ours to an
+//!   exit code and an HTTP status.
+
+pub mod audit;
+pub mod clock;
+pub mod envelope;
+pub mod error;
+pub mod fsutil;
+pub mod jwe;
+pub mod kbs_protocol;
+pub mod keyfile;
+pub mod keys;
+pub mod load;
+#[cfg(feature = "tabular")]
+pub mod parquet;
+pub mod stream;
+#[cfg(feature = "tabular")]
+pub mod tabular;
+
+pub use error::{ErrorClass, FormatError, StreamError};

@@ -1,0 +1,170 @@
+//! `cleanroom kbs init|serve|put|events`: the data owner's key broker.
+
+use cleanroom_formats::fsutil::FileMode;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+
+use cleanroom_formats::load::{default_sigs, load_signed_contract, read_messages};
+use cleanroom_formats::{fsutil, keyfile};
+
+use crate::server;
+use crate::store::{MasterKey, ResourceRecord, Store};
+
+#[derive(Debug, Args)]
+pub struct KbsArgs {
+    #[command(subcommand)]
+    pub command: KbsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbsCommand {
+    /// Create a broker database and a new master key (mode 0600). Keys in the database are
+    /// sealed under the master key; keep it apart from the database.
+    Init {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        master_key_out: PathBuf,
+    },
+    /// Serve the KBS protocol (auth, attest, resource) on ADDR. Prints `listening on ADDR`
+    /// once ready (use port 0 for any free port). Stops on Ctrl-C.
+    Serve {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        master_key: PathBuf,
+    },
+    /// Register a dataset key: the contract (signed by every member) and the key file that
+    /// `dataset seal` wrote. The key is released only under that contract, for the
+    /// dataset's resource path, to attested runs the owner approved.
+    Put {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        master_key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        contract: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        sigs: Option<PathBuf>,
+        #[arg(long)]
+        dataset: String,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Print the broker's decision log (attestations and releases, granted and refused).
+    Events {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        master_key: PathBuf,
+    },
+}
+
+pub fn open_store(db: &Path, master_key: &Path) -> anyhow::Result<Store> {
+    let text = zeroize::Zeroizing::new(fsutil::read_text(master_key)?);
+    let mk = MasterKey::from_file_text(&text, master_key)?;
+    Ok(Store::open(db, mk)?)
+}
+
+/// Register `dataset`'s key under the signed contract. Returns the resource path.
+pub fn put(
+    store: &Store,
+    contract: &Path,
+    sigs: &Path,
+    dataset: &str,
+    key: &Path,
+) -> anyhow::Result<String> {
+    let (signed, text) = load_signed_contract(contract, sigs)?;
+    let ds = signed
+        .contract()
+        .dataset(dataset)
+        .ok_or_else(|| anyhow::anyhow!("--dataset `{dataset}` is not in {}", contract.display()))?;
+    // Only the dataset key goes to the broker; a Parquet file's withheld column key stays
+    // in the owner's key file.
+    let (keys, for_ds) = keyfile::read(key)?;
+    let k = keys.key;
+    if for_ds != dataset {
+        bail!(
+            "{}: this is the key of dataset `{for_ds}`, not `{dataset}`",
+            key.display()
+        );
+    }
+    let sig_lines: Vec<String> = read_messages(sigs)?.iter().map(|m| m.to_base64()).collect();
+    store.put_contract(&signed.digest().hex(), &text, &sig_lines)?;
+    let path = ds.key.resource.get_ref().clone();
+    store.put_key(
+        &ResourceRecord {
+            path: path.clone(),
+            contract_digest: signed.digest().hex(),
+            dataset: dataset.to_string(),
+        },
+        &k,
+    )?;
+    Ok(path)
+}
+
+pub fn run(args: &KbsArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        KbsCommand::Init { db, master_key_out } => {
+            if master_key_out.exists() {
+                bail!(
+                    "--master-key-out {} already exists; refusing to overwrite a master key",
+                    master_key_out.display()
+                );
+            }
+            let mk = MasterKey::generate();
+            let text = mk.to_file_text();
+            Store::init(db, mk)?;
+            fsutil::write_file_atomic(master_key_out, text.as_bytes(), FileMode::Secret)?;
+            println!(
+                "created broker database {} and master key {} (mode 0600)",
+                db.display(),
+                master_key_out.display()
+            );
+        }
+        KbsCommand::Serve {
+            listen,
+            db,
+            master_key,
+        } => {
+            let store = open_store(db, master_key)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--listen {listen}: {e}"))?;
+                let broker = server::spawn(store, listener)?;
+                println!("listening on {}", broker.addr);
+                tokio::signal::ctrl_c().await?;
+                broker.stop().await;
+                anyhow::Ok(())
+            })?;
+        }
+        KbsCommand::Put {
+            db,
+            master_key,
+            contract,
+            sigs,
+            dataset,
+            key,
+        } => {
+            let store = open_store(db, master_key)?;
+            let sigs = sigs.clone().unwrap_or_else(|| default_sigs(contract));
+            let path = put(&store, contract, &sigs, dataset, key)?;
+            println!("registered the key of `{dataset}` as resource {path}");
+        }
+        KbsCommand::Events { db, master_key } => {
+            let store = open_store(db, master_key)?;
+            for (event, resource, decision, reason) in store.events()? {
+                println!("{event:8} {decision:8} {resource}: {reason}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

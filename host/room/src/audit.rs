@@ -1,0 +1,287 @@
+//! The room's audit-log writer (invariant I5). The entry format is
+//! `cleanroom_formats::audit`; verification is `cleanroom_verify::audit`.
+//!
+//! Each append writes one line and fsyncs before returning, so an appended entry is durable
+//! and an append costs the same however long the log is. A crash during an append can leave
+//! an incomplete last line, an entry that was never acknowledged: `cleanroom audit verify`
+//! reports it, and the next `AuditLog::open` cuts it off and appends a `recovered` entry
+//! saying so, so the drop itself is on the record.
+
+use cleanroom_formats::audit::{self as format, Decision, Entry, LOG_FILE, Step, ZERO};
+use cleanroom_formats::fsutil::Root;
+use cleanroom_verify::audit::verify_entries;
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
+
+use crate::error::{Result, RoomError};
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub event: Step,
+    pub subject: &'a str,
+    pub decision: Decision,
+    pub reason: &'a str,
+}
+
+/// The audit log of a room directory.
+#[derive(Debug)]
+pub struct AuditLog<'r> {
+    root: &'r Root,
+    entries: Vec<Entry>,
+    run: Option<String>,
+}
+
+impl<'r> AuditLog<'r> {
+    /// Open the log in `root` (empty if absent), verifying the existing chain first: a host
+    /// does not append to a broken log.
+    pub fn open(root: &'r Root, run: Option<String>) -> Result<Self> {
+        let path = root.display(LOG_FILE).display().to_string();
+        let broken = |source| RoomError::AuditBroken {
+            path: path.clone(),
+            source,
+        };
+        let mut torn = None;
+        let entries = if root.exists(LOG_FILE) {
+            let mut text = root.read(LOG_FILE)?;
+            if let Some(cut) = format::torn_tail(&text) {
+                torn = Some(text.len() - cut);
+                text.truncate(cut);
+            }
+            let entries = format::parse(&text).map_err(|e| broken(e.into()))?;
+            verify_entries(&entries).map_err(broken)?;
+            if torn.is_some() {
+                root.truncate(LOG_FILE, text.len() as u64)?;
+            }
+            entries
+        } else {
+            Vec::new()
+        };
+        let mut log = Self { root, entries, run };
+        if let Some(bytes) = torn {
+            log.append(Event {
+                event: Step::Audit,
+                subject: LOG_FILE,
+                decision: Decision::Recovered,
+                reason: &format!(
+                    "dropped an incomplete last line of {bytes} bytes (an append cut short by a crash; it was never acknowledged)"
+                ),
+            })?;
+        }
+        Ok(log)
+    }
+
+    fn head(&self) -> String {
+        self.entries
+            .last()
+            .map(|e| e.hash.clone())
+            .unwrap_or_else(|| ZERO.into())
+    }
+
+    fn push(&mut self, mut e: Entry) -> Result<()> {
+        e.hash = e.compute_hash();
+        let mut line = serde_json::to_vec(&e).expect("an entry serialises");
+        line.push(b'\n');
+        self.root.append_durable(LOG_FILE, &line)?;
+        self.entries.push(e);
+        Ok(())
+    }
+
+    fn base(&self, ev: &Event<'_>) -> Entry {
+        Entry {
+            seq: self.entries.len() as u64,
+            prev: self.head(),
+            time: cleanroom_formats::clock::now_rfc3339(),
+            event: ev.event,
+            subject: ev.subject.into(),
+            decision: ev.decision,
+            reason: ev.reason.into(),
+            run: self.run.clone(),
+            host_key: None,
+            signature: None,
+            insecure: None,
+            hash: String::new(),
+        }
+    }
+
+    /// Append one event (committed before returning).
+    pub fn append(&mut self, ev: Event<'_>) -> Result<()> {
+        let e = self.base(&ev);
+        self.push(e)
+    }
+
+    /// Append a checkpoint signed by the host identity key.
+    pub fn checkpoint(&mut self, key: &SigningKey, insecure: bool) -> Result<()> {
+        let mut e = self.base(&Event {
+            event: Step::Checkpoint,
+            subject: "chain head",
+            decision: Decision::Signed,
+            reason: if insecure {
+                "signed by a host whose attestation is SIMULATED (INSECURE)"
+            } else {
+                "signed by the attested host identity key"
+            },
+        });
+        let sig: Signature = key.sign(&e.checkpoint_message());
+        e.host_key = Some(hex::encode(
+            VerifyingKey::from(key).to_encoded_point(true).as_bytes(),
+        ));
+        e.signature = Some(hex::encode(sig.to_bytes()));
+        e.insecure = Some(insecure);
+        self.push(e)
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The last entry's `seq` and `hash`: what an output sealed now anchors.
+    pub fn anchor(&self) -> Option<(u64, String)> {
+        self.entries.last().map(|e| (e.seq, e.hash.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cleanroom_formats::audit::ParseError;
+    use cleanroom_verify::audit::{AuditError, verify_bytes};
+
+    fn log_with_entries(dir: &std::path::Path) -> Vec<u8> {
+        let root = Root::open_or_create(dir).unwrap();
+        let mut log = AuditLog::open(&root, Some("r1".into())).unwrap();
+        for ev in [Step::Contract, Step::Approval, Step::Decrypt] {
+            log.append(Event {
+                event: ev,
+                subject: "s",
+                decision: Decision::Granted,
+                reason: "r",
+            })
+            .unwrap();
+        }
+        log.checkpoint(&SigningKey::from_slice(&[5; 48]).unwrap(), true)
+            .unwrap();
+        root.read(LOG_FILE).unwrap()
+    }
+
+    fn lines(b: &[u8]) -> Vec<String> {
+        String::from_utf8(b.to_vec())
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn intact_log_verifies() {
+        let d = tempfile::tempdir().unwrap();
+        let s = verify_bytes(&log_with_entries(d.path())).unwrap();
+        assert_eq!((s.entries, s.checkpoints, s.unsigned_tail), (4, 1, 0));
+    }
+
+    #[test]
+    fn torn_last_line_is_reported_then_dropped_and_recorded() {
+        let d = tempfile::tempdir().unwrap();
+        let mut text = log_with_entries(d.path());
+        let whole = text.clone();
+        // A crash in the middle of appending a fifth entry.
+        text.extend_from_slice(br#"{"seq":4,"prev":"ab"#);
+        std::fs::write(d.path().join(LOG_FILE), &text).unwrap();
+        let err = verify_bytes(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AuditError::Unparsable(ParseError::TornLastLine { seq: 4, .. })
+            ),
+            "{err}"
+        );
+        // The next open cuts the torn line and says so on the record.
+        let root = Root::open(d.path()).unwrap();
+        let log = AuditLog::open(&root, Some("r2".into())).unwrap();
+        let last = log.entries().last().unwrap();
+        assert_eq!(
+            (last.event, last.decision),
+            (Step::Audit, Decision::Recovered)
+        );
+        let now = root.read(LOG_FILE).unwrap();
+        assert!(now.starts_with(&whole));
+        let s = verify_bytes(&now).unwrap();
+        assert_eq!((s.entries, s.unsigned_tail), (5, 1));
+    }
+
+    #[test]
+    fn appends_add_lines_without_rewriting_earlier_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let before = log_with_entries(d.path());
+        let root = Root::open(d.path()).unwrap();
+        let mut log = AuditLog::open(&root, None).unwrap();
+        log.append(Event {
+            event: Step::Guard,
+            subject: "s",
+            decision: Decision::Ok,
+            reason: "r",
+        })
+        .unwrap();
+        let after = root.read(LOG_FILE).unwrap();
+        assert!(after.starts_with(&before));
+        assert_eq!(verify_bytes(&after).unwrap().entries, 5);
+    }
+
+    #[test]
+    fn detects_removed_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let mut l = lines(&log_with_entries(d.path()));
+        l.remove(1);
+        let err = verify_bytes(format!("{}\n", l.join("\n")).as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, AuditError::OutOfSequence { seq: 1, found: 2 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn detects_reordered_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let mut l = lines(&log_with_entries(d.path()));
+        l.swap(1, 2);
+        assert!(matches!(
+            verify_bytes(format!("{}\n", l.join("\n")).as_bytes()),
+            Err(AuditError::OutOfSequence { seq: 1, found: 2 })
+        ));
+    }
+
+    #[test]
+    fn detects_edited_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let l = lines(&log_with_entries(d.path()));
+        let edited = format!("{}\n", l.join("\n")).replacen("\"granted\"", "\"refused\"", 1);
+        assert!(matches!(
+            verify_bytes(edited.as_bytes()),
+            Err(AuditError::HashMismatch { seq: 0 })
+        ));
+    }
+
+    #[test]
+    fn detects_rehashed_forgery_by_checkpoint_signature() {
+        let d = tempfile::tempdir().unwrap();
+        let l = lines(&log_with_entries(d.path()));
+        // Forge: edit entry 0 and recompute every hash and link, keeping the old signature.
+        let mut entries: Vec<Entry> = l.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
+        entries[0].decision = Decision::Refused;
+        let mut prev = ZERO.to_string();
+        for e in &mut entries {
+            e.prev = prev.clone();
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+        }
+        let text: Vec<String> = entries
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let err = verify_bytes(format!("{}\n", text.join("\n")).as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, AuditError::CheckpointSignatureInvalid { seq: 3 }),
+            "{err}"
+        );
+    }
+}

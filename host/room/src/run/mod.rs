@@ -1,0 +1,221 @@
+//! One run of an approved workload (DESIGN "Flow", step 7), as typed stages. Each stage
+//! consumes the previous stage's proof value and returns the next; each proof's
+//! constructor is private to the stage that checks it:
+//!
+//! ```text
+//! admit  → Admitted       contract signed by every member, no suspension in force,
+//!                         proposal by a listed proposer, every input owner's approval
+//! attest → Attested       the room's own evidence, binding its identity key, satisfies the
+//!                         contract (before anyone is asked for a key)
+//! keys   → KeysReleased   each input's key from its owner's broker
+//! load   → Loaded         inputs decrypted in memory into views of allowed fields; min_rows
+//! sql | module → Produced the approved SQL, or the approved module in the sandbox
+//! guard  → Guarded        the host's guards on everything produced
+//! seal   → committed      sealed to the recipients, committed atomically, audited
+//! ```
+//!
+//! Every decision is appended to the audit log; a refusal at any stage goes through
+//! [`Ctx::refuse`], which audits it and returns the error, so a refused run writes nothing
+//! but its audit entries.
+
+mod admit;
+mod attest;
+mod guard;
+mod keys;
+mod load;
+mod module;
+mod seal;
+mod sql;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cleanroom_formats::audit::{Decision, Step};
+use cleanroom_formats::fsutil::Root;
+use p384::ecdsa::SigningKey;
+use rand::RngCore;
+
+pub use admit::Admitted;
+pub use attest::Attested;
+pub use guard::Guarded;
+pub use keys::KeysReleased;
+pub use load::Loaded;
+
+use crate::attestation::EvidenceSource;
+use crate::audit::{AuditLog, Event};
+use crate::error::{Result, RoomError};
+
+/// Where the run's inputs are and where it writes.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub contract: PathBuf,
+    pub contract_sigs: PathBuf,
+    pub workload: PathBuf,
+    pub approvals: PathBuf,
+    /// The workload's signed proposal (`workload-propose`); a missing file means none, which
+    /// a contract naming `governance.proposers` refuses.
+    pub proposal: PathBuf,
+    /// The room directory: `audit.jsonl`, `outputs/`, `evidence/`.
+    pub room_dir: PathBuf,
+    /// Sealed datasets; contract `location`s are relative to it.
+    pub data_dir: PathBuf,
+    pub evidence: Arc<dyn EvidenceSource>,
+    pub memory_limit: usize,
+    /// The Wasm component of a module workload; default `<room>/modules/<digest>.wasm`.
+    pub module: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("contract", &self.contract)
+            .field("workload", &self.workload)
+            .field("room_dir", &self.room_dir)
+            .field("data_dir", &self.data_dir)
+            .field("platform", &self.evidence.platform())
+            .finish()
+    }
+}
+
+/// What a successful run reports (no data values: those are only in the sealed output).
+/// `cleanroom-room run --json` prints it as JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    /// Sealed outputs written (result tables, metrics, artifacts, log under consent).
+    pub outputs: Vec<PathBuf>,
+    pub rows: u64,
+    pub groups_dropped: u64,
+    pub input_rows: Vec<(String, u64)>,
+    pub recipients: Vec<String>,
+    pub insecure: bool,
+    pub phases: Vec<(String, Duration)>,
+}
+
+fn new_run_id() -> String {
+    let mut r = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        hex::encode(r)
+    )
+}
+
+/// The run's audit context: every stage records its decisions through it.
+pub(crate) struct Ctx<'a, 'r> {
+    audit: &'a mut AuditLog<'r>,
+}
+
+impl Ctx<'_, '_> {
+    /// Record a decision that lets the run go on.
+    pub(crate) fn ok(
+        &mut self,
+        step: Step,
+        subject: &str,
+        decision: Decision,
+        reason: &str,
+    ) -> Result<()> {
+        self.audit.append(Event {
+            event: step,
+            subject,
+            decision,
+            reason,
+        })
+    }
+
+    /// Audit a refusal and return the error: the one way a stage refuses.
+    pub(crate) fn refuse<T>(
+        &mut self,
+        step: Step,
+        subject: &str,
+        e: impl Into<RoomError>,
+    ) -> Result<T> {
+        let e = e.into();
+        self.audit.append(Event {
+            event: step,
+            subject,
+            decision: Decision::Refused,
+            reason: &e.to_string(),
+        })?;
+        Err(e)
+    }
+
+    /// The log's head (`seq`, `hash`): what a key request carries and an output anchors.
+    /// Every run appends entries before it asks for keys or seals, so the log has a head.
+    pub(crate) fn anchor(&self) -> (u64, String) {
+        self.audit.anchor().unwrap_or((0, String::new()))
+    }
+}
+
+/// Run the workload. On refusal, the error is returned after its audit entry is committed;
+/// the run's checkpoint is signed either way.
+pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
+    let room = Root::open_or_create(&cfg.room_dir)?;
+    let run_id = new_run_id();
+    let mut audit = AuditLog::open(&room, Some(run_id.clone()))?;
+    let identity = SigningKey::random(&mut rand::rngs::OsRng);
+    let mut insecure = cfg.evidence.platform() == cleanroom_attest::Platform::Sim;
+    let result = {
+        let mut ctx = Ctx { audit: &mut audit };
+        stages(cfg, &room, &run_id, &identity, &mut insecure, &mut ctx).await
+    };
+    audit.checkpoint(&identity, insecure)?;
+    result
+}
+
+async fn stages(
+    cfg: &RunConfig,
+    room: &Root,
+    run_id: &str,
+    identity: &SigningKey,
+    insecure: &mut bool,
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<RunReport> {
+    let mut phases = Vec::new();
+    let admitted = admit::admit(cfg, ctx)?;
+    let t = std::time::Instant::now();
+    let attested = attest::attest(admitted, cfg, room, run_id, identity, ctx)?;
+    *insecure = attested.insecure();
+    let released = keys::request(attested, cfg, ctx).await?;
+    phases.push(("key release".into(), t.elapsed()));
+    let t = std::time::Instant::now();
+    let mut loaded = load::load(released, cfg, ctx).await?;
+    phases.push(("decrypt".into(), t.elapsed()));
+    let t = std::time::Instant::now();
+    let (guarded, tally) = match loaded.program() {
+        load::Program::Sql(sql) => {
+            let sql = sql.to_string();
+            let produced = sql::execute(&loaded, &sql, ctx).await?;
+            phases.push(("query".into(), t.elapsed()));
+            let t = std::time::Instant::now();
+            let g = guard::sql_output(&loaded, produced, ctx)?;
+            phases.push(("guard".into(), t.elapsed()));
+            g
+        }
+        load::Program::Module(digest) => {
+            let digest = digest.to_string();
+            let produced = module::execute(&mut loaded, &digest, cfg, room, run_id, ctx).await?;
+            phases.push(("module".into(), t.elapsed()));
+            guard::module_output(&loaded, produced, ctx)?
+        }
+    };
+    let t = std::time::Instant::now();
+    let sealer = seal::Sealer::new(room, &loaded, run_id);
+    let mut outputs = Vec::new();
+    for g in guarded {
+        outputs.push(sealer.seal(g, ctx)?);
+    }
+    phases.push(("seal".into(), t.elapsed()));
+    Ok(RunReport {
+        run_id: run_id.to_string(),
+        outputs,
+        rows: tally.rows,
+        groups_dropped: tally.dropped,
+        input_rows: loaded.input_rows().to_vec(),
+        recipients: loaded.workload().output.recipients.clone(),
+        insecure: loaded.insecure(),
+        phases,
+    })
+}
