@@ -105,8 +105,13 @@ pub struct SchemaField {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRef {
-    /// Base URL of the owner's key broker, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the owner's key broker, e.g. `https://kbs.owner.example:8443`. Plain
+    /// `http://` only for `127.0.0.1`, and only with `allow_simulated = true`.
     pub broker: Spanned<String>,
+    /// SHA-256 (hex) of the broker's TLS certificate SubjectPublicKeyInfo, which `kbs init`
+    /// prints: rooms and members talk only to the holder of that key. Required for https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_spki_sha256: Option<Spanned<String>>,
     /// KBS resource path `<repo>/<type>/<tag>`.
     pub resource: Spanned<String>,
 }
@@ -133,6 +138,40 @@ pub struct Dataset {
     /// `output.row_level = true`. Default: none, so only guarded aggregates leave.
     #[serde(default)]
     pub row_recipients: Vec<Spanned<String>>,
+    /// The column naming a privacy unit (a person, a device): the group-size guard counts
+    /// distinct values of it in each output group, whatever the query says. An allowed field,
+    /// never a dimension or a metric. Absent: the guard counts input rows (`contract verify`
+    /// warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_unit: Option<Spanned<String>>,
+    /// What SQL may do with each allowed field (see [`ColumnRoles`]). Absent: every allowed
+    /// field may be released, aggregated, joined on and filtered on (`contract verify` warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<ColumnRoles>,
+}
+
+/// The roles of a dataset's allowed fields in SQL (`[datasets.columns]`). The query rules
+/// judge what reaches a released output by these roles (`crate::query_rules`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnRoles {
+    /// May be grouped by, filtered on and released as is (e.g. a campaign, a site).
+    #[serde(default)]
+    pub dimensions: Vec<Spanned<String>>,
+    /// May reach an output only inside COUNT, SUM or AVG (e.g. an order value).
+    #[serde(default)]
+    pub metrics: Vec<Spanned<String>>,
+    /// Metrics whose single values may be released by MIN and MAX (each returns one row's
+    /// value: list only columns whose individual values are not sensitive).
+    #[serde(default)]
+    pub min_max: Vec<Spanned<String>>,
+    /// May be used only as equi-join keys and in intermediate grouping that does not reach
+    /// the output (e.g. a hashed user id); never released.
+    #[serde(default)]
+    pub join_keys: Vec<Spanned<String>>,
+    /// May be used in WHERE and HAVING conditions besides the dimensions (e.g. a timestamp).
+    #[serde(default)]
+    pub filters: Vec<Spanned<String>>,
 }
 
 fn default_min_rows() -> u64 {
@@ -305,6 +344,34 @@ impl std::fmt::Display for AttestationWarning {
     }
 }
 
+/// A privacy guard a contract leaves at its weaker legacy form. `cleanroom contract verify`
+/// prints each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrivacyWarning {
+    /// No `[datasets.columns]`: every allowed field may be released, aggregated (MIN/MAX
+    /// included), joined on and filtered on; only the function rules apply.
+    ColumnRolesUndeclared { dataset: String },
+    /// No `privacy_unit`: the group-size guard counts input rows, so one person with many
+    /// rows can make a group look large.
+    NoPrivacyUnit { dataset: String },
+}
+
+impl std::fmt::Display for PrivacyWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrivacyWarning::ColumnRolesUndeclared { dataset } => write!(
+                f,
+                "WARNING: dataset `{dataset}` declares no [datasets.columns]: every allowed field may be released, aggregated (MIN/MAX included), joined on and filtered on"
+            ),
+            PrivacyWarning::NoPrivacyUnit { dataset } => write!(
+                f,
+                "WARNING: dataset `{dataset}` declares no privacy_unit: the group-size guard counts its rows, so one person with many rows makes a group look large"
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Governance {
@@ -432,6 +499,63 @@ impl Checker<'_> {
             Err(_) => Err(self.invalid(at, field, "not hex")),
         }
     }
+}
+
+/// Every column a dataset's `privacy_unit` and `[datasets.columns]` name is an allowed field;
+/// the privacy unit is never a dimension or a metric (that would release it).
+fn validate_roles(d: &Dataset, c: &Checker<'_>) -> Result<(), PolicyError> {
+    let allowed = |f: &Spanned<String>, what: &str| {
+        if d.allowed_fields.iter().any(|a| a.get_ref() == f.get_ref()) {
+            Ok(())
+        } else {
+            Err(c.invalid(
+                f,
+                what,
+                format!(
+                    "`{}` is not an allowed field of dataset `{}`",
+                    f.get_ref(),
+                    d.name.get_ref()
+                ),
+            ))
+        }
+    };
+    if let Some(u) = &d.privacy_unit {
+        allowed(u, "privacy_unit")?;
+    }
+    let Some(r) = &d.columns else {
+        return Ok(());
+    };
+    for (list, what) in [
+        (&r.dimensions, "columns.dimensions"),
+        (&r.metrics, "columns.metrics"),
+        (&r.min_max, "columns.min_max"),
+        (&r.join_keys, "columns.join_keys"),
+        (&r.filters, "columns.filters"),
+    ] {
+        for f in list {
+            allowed(f, what)?;
+        }
+    }
+    if let Some(u) = &d.privacy_unit {
+        let released = r
+            .dimensions
+            .iter()
+            .chain(&r.metrics)
+            .chain(&r.min_max)
+            .any(|f| f.get_ref() == u.get_ref());
+        if released {
+            return Err(c.invalid(
+                u,
+                "privacy_unit",
+                format!(
+                    "`{}` is the privacy unit of dataset `{}`: it may be a join key, never a dimension or a metric",
+                    u.get_ref(),
+                    d.name.get_ref()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A relative path that stays inside its base directory.
@@ -572,6 +696,7 @@ impl Contract {
                     });
                 }
             }
+            validate_roles(d, c)?;
             for r in &d.row_recipients {
                 if !is_member(r.get_ref()) {
                     return Err(c.not_member(
@@ -684,12 +809,90 @@ impl Contract {
                 }
             }
         }
+        self.validate_brokers(c)?;
         if self.guards.min_group_size == 0 {
             return Err(PolicyError::InvalidValue {
                 source_name: c.name.to_string(),
                 field: "guards.min_group_size".into(),
                 reason: "must be at least 1".into(),
             });
+        }
+        Ok(())
+    }
+
+    /// I2: each broker is reached over TLS pinned to its key, or (simulation only) over plain
+    /// HTTP on 127.0.0.1; one URL has one pin.
+    fn validate_brokers(&self, c: &Checker<'_>) -> Result<(), PolicyError> {
+        let mut pins: std::collections::HashMap<&str, Option<&str>> = Default::default();
+        for d in &self.datasets {
+            let url = d.key.broker.get_ref();
+            let pin = d.key.broker_spki_sha256.as_ref();
+            if let Some(rest) = url.strip_prefix("https://") {
+                let authority = rest.split('/').next().unwrap_or("");
+                if authority.is_empty()
+                    || authority.contains('@')
+                    || authority
+                        .chars()
+                        .any(|ch| ch.is_whitespace() || ch.is_control())
+                {
+                    return Err(c.invalid(&d.key.broker, "key.broker", "no host in the URL"));
+                }
+                let Some(pin) = pin else {
+                    return Err(PolicyError::BrokerKeyNotPinned {
+                        source_name: c.name.to_string(),
+                        line: c.line(&d.key.broker),
+                        dataset: d.name.get_ref().clone(),
+                        url: url.clone(),
+                    });
+                };
+                c.hex_len(pin, "key.broker_spki_sha256", 32)?;
+            } else {
+                let plain = |reason| PolicyError::PlainHttpBroker {
+                    source_name: c.name.to_string(),
+                    line: c.line(&d.key.broker),
+                    dataset: d.name.get_ref().clone(),
+                    url: url.clone(),
+                    reason,
+                };
+                let authority = url
+                    .strip_prefix("http://")
+                    .and_then(|r| r.split('/').next())
+                    .unwrap_or("");
+                let loopback = match authority.strip_prefix("127.0.0.1") {
+                    Some("") => true,
+                    Some(port) => port
+                        .strip_prefix(':')
+                        .is_some_and(|p| !p.is_empty() && p.parse::<u16>().is_ok()),
+                    None => false,
+                };
+                if !loopback {
+                    return Err(plain(
+                        "plain http:// is accepted only for 127.0.0.1 (use https:// with broker_spki_sha256)",
+                    ));
+                }
+                if !self.attestation.allow_simulated {
+                    return Err(plain(
+                        "plain http:// is accepted only with allow_simulated = true (INSECURE); use https:// with broker_spki_sha256",
+                    ));
+                }
+                if let Some(p) = pin {
+                    return Err(c.invalid(
+                        p,
+                        "key.broker_spki_sha256",
+                        "pins a TLS key, which a plain http:// broker does not have",
+                    ));
+                }
+            }
+            let pin_text = pin.map(|p| p.get_ref().as_str());
+            if let Some(other) = pins.insert(url.as_str(), pin_text)
+                && other.map(str::to_ascii_lowercase) != pin_text.map(str::to_ascii_lowercase)
+            {
+                return Err(c.invalid(
+                    &d.key.broker,
+                    "key.broker_spki_sha256",
+                    "another dataset pins another key for the same broker URL",
+                ));
+            }
         }
         Ok(())
     }
@@ -725,6 +928,29 @@ impl Contract {
                 if r == Some(RTMR_ANY) {
                     out.push(AttestationWarning::TdxRtmrUnchecked { index });
                 }
+            }
+        }
+        out
+    }
+
+    /// What the contract leaves to the legacy, weaker privacy guards on purpose (a dataset
+    /// without column roles or without a privacy unit), in dataset order. `cleanroom contract
+    /// verify` prints each.
+    pub fn privacy_warnings(&self) -> Vec<PrivacyWarning> {
+        let mut out = Vec::new();
+        for d in self
+            .datasets
+            .iter()
+            .filter(|d| d.format != DataFormat::File)
+        {
+            let dataset = d.name.get_ref().clone();
+            if d.columns.is_none() {
+                out.push(PrivacyWarning::ColumnRolesUndeclared {
+                    dataset: dataset.clone(),
+                });
+            }
+            if d.privacy_unit.is_none() {
+                out.push(PrivacyWarning::NoPrivacyUnit { dataset });
             }
         }
         out

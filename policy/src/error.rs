@@ -40,6 +40,10 @@ pub enum PolicyError {
         field: String,
         reason: String,
     },
+    #[error(
+        "{source_name}: guards.count_column is not accepted: a count a module writes is the module's claim, not the host's; declare guards.unit_column (the column holding each row's privacy unit) and the host counts distinct units per group"
+    )]
+    ModuleCountNotTrusted { source_name: String },
     #[error("{source_name}:{line}: {kind} name {name:?} is not allowed: use {rule}")]
     InvalidName {
         source_name: String,
@@ -56,6 +60,23 @@ pub enum PolicyError {
         "{source_name}: [attestation.tdx] does not pin rtmr{index}: give its value from a trusted reference boot (96 hex characters), or rtmr{index} = \"any\" to leave it unchecked on purpose (contract verify warns)"
     )]
     TdxRtmrNotPinned { source_name: String, index: usize },
+    #[error(
+        "{source_name}:{line}: key broker {url} of dataset `{dataset}` is not pinned: add broker_spki_sha256 = the SPKI SHA-256 `cleanroom kbs init` printed (64 hex), so that no one else, the operator included, can answer for the broker"
+    )]
+    BrokerKeyNotPinned {
+        source_name: String,
+        line: usize,
+        dataset: String,
+        url: String,
+    },
+    #[error("{source_name}:{line}: plain-HTTP key broker {url} of dataset `{dataset}`: {reason}")]
+    PlainHttpBroker {
+        source_name: String,
+        line: usize,
+        dataset: String,
+        url: String,
+        reason: &'static str,
+    },
     #[error("{source_name}: invalid {field}: {reason}")]
     InvalidValue {
         source_name: String,

@@ -15,6 +15,8 @@
 //! - [`approval`]: who must sign what before a run may start (invariant I3), producing an
 //!   [`approval::Approved`] proof.
 //! - [`governance`]: suspend and resume messages and the suspensions in force (I3).
+//! - [`query_rules`]: the aggregate and scalar functions a query may use and the column
+//!   roles (dimension, metric, min/max, join key, filter) the room judges plans by.
 //! - [`guards`]: the effective output guards of a run (minimum rows per input, minimum group
 //!   size, output caps).
 //!
@@ -41,9 +43,10 @@ pub mod governance;
 pub mod guards;
 pub mod message;
 pub mod proposal;
+pub mod query_rules;
 pub mod workload;
 
-pub use contract::{AttestationWarning, Contract, ContractDigest, SignedContract};
+pub use contract::{AttestationWarning, Contract, ContractDigest, PrivacyWarning, SignedContract};
 pub use error::PolicyError;
 pub use message::{MessageType, SignedMessage};
 pub use workload::Workload;

@@ -68,11 +68,36 @@ pub struct WorkloadGuards {
     pub min_group_size: Option<u64>,
     #[serde(default)]
     pub max_output_rows: Option<u64>,
-    /// For module workloads: the column of each output table that counts the input rows
-    /// behind each output row. Rows counting fewer than the minimum group size are dropped;
-    /// a table without this column is refused.
+    /// Refused when set ([`PolicyError::ModuleCountNotTrusted`]): a count a module writes is
+    /// the module's claim (it can write one row per person with a count of a million). Kept
+    /// so that workloads written for it get that error rather than "unknown field" (and, as
+    /// `null`, so that workload digests stay what they were).
     #[serde(default)]
     pub count_column: Option<String>,
+    /// For module workloads whose tables are guarded (not `row_level`): the column of each
+    /// output table holding the privacy unit (e.g. `user_id_hash`) of each row. The host
+    /// checks every value is a privacy unit of the inputs, groups the table by its other
+    /// columns, counts distinct units per group (released as column `units`, the unit column
+    /// itself never leaves) and drops groups below the minimum group size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_column: Option<String>,
+}
+
+/// What a module workload may use beyond its views; part of what owners approve.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleAccess {
+    /// The module may run SQL over its views through the host's `query` import (under the
+    /// run's deadline and the module's memory limit; results stay in the sandbox, so no
+    /// group threshold applies to them). Without it the import answers with an error.
+    #[serde(default)]
+    pub sql_access: bool,
+}
+
+impl ModuleAccess {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +118,9 @@ pub struct Workload {
     pub output: WorkloadOutput,
     #[serde(default)]
     pub guards: WorkloadGuards,
+    /// `[module]`: what a module may use beyond its views (default: nothing).
+    #[serde(default, skip_serializing_if = "ModuleAccess::is_default")]
+    pub module: ModuleAccess,
 }
 
 /// SHA-256 of a workload's canonical JSON.
@@ -139,6 +167,17 @@ impl Workload {
         }
         if w.output.recipients.is_empty() {
             return Err(invalid("output.recipients", "name at least one recipient"));
+        }
+        if w.guards.count_column.is_some() {
+            return Err(PolicyError::ModuleCountNotTrusted {
+                source_name: source_name.to_string(),
+            });
+        }
+        if w.module.sql_access && w.module_digest.is_none() {
+            return Err(invalid(
+                "module.sql_access",
+                "applies only to module workloads (set module_digest)",
+            ));
         }
         Ok(w)
     }

@@ -935,3 +935,170 @@ fn generated_dataset_names_are_accepted_only_when_safe_and_never_panic() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+// ---- Key brokers are pinned by key (issue 9, item 4) ----
+
+const PIN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn with_publisher_broker(key_fields: &str) -> String {
+    contract_text().replace(r#"broker = "http://127.0.0.1:1""#, key_fields)
+}
+
+#[test]
+fn https_broker_without_a_pinned_key_is_refused_at_contract_parse() {
+    let err = parse(&with_publisher_broker(
+        r#"broker = "https://kbs.publisher.example:8443""#,
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::BrokerKeyNotPinned { dataset, .. } if dataset == "impressions"),
+        "{err}"
+    );
+    let c = parse(&with_publisher_broker(&format!(
+        r#"broker = "https://kbs.publisher.example:8443", broker_spki_sha256 = "{PIN}""#
+    )))
+    .unwrap();
+    let k = &c.dataset("impressions").unwrap().key;
+    assert_eq!(k.broker_spki_sha256.as_ref().unwrap().get_ref(), PIN);
+    // A malformed pin names the field.
+    let err = parse(&with_publisher_broker(
+        r#"broker = "https://kbs.publisher.example:8443", broker_spki_sha256 = "abcd""#,
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::InvalidField { field, .. } if field == "key.broker_spki_sha256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_http_broker_is_refused_outside_loopback_simulation() {
+    for url in [
+        "http://10.0.0.5:8080",
+        "http://localhost:8080",
+        "http://127.0.0.1.evil.example:80",
+        "http://127.0.0.1:80@evil.example",
+    ] {
+        let err = parse(&with_publisher_broker(&format!(r#"broker = "{url}""#))).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::PlainHttpBroker { url: u, .. } if u == url),
+            "{url}: {err}"
+        );
+    }
+    // 127.0.0.1 is accepted only in a simulation contract.
+    let production = contract_text()
+        .replace("allow_simulated = true", "allow_simulated = false")
+        .replace("platforms = [\"sim\"]", "platforms = [\"snp\"]");
+    if let Err(e) = parse(&production) {
+        assert!(
+            matches!(&e, PolicyError::PlainHttpBroker { .. }),
+            "a production contract with an http broker: {e}"
+        );
+    } else {
+        panic!("a production contract with an http broker parsed");
+    }
+    // A pin on a plain-HTTP broker pins nothing: refused rather than ignored.
+    let err = parse(&with_publisher_broker(&format!(
+        r#"broker = "http://127.0.0.1:1", broker_spki_sha256 = "{PIN}""#
+    )))
+    .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::InvalidField { field, .. } if field == "key.broker_spki_sha256"),
+        "{err}"
+    );
+}
+
+// ---- Privacy units and column roles (issue 10) ----
+
+/// The impressions dataset with `extra` lines added after its key.
+fn with_impressions_roles(extra: &str) -> String {
+    contract_text().replacen(
+        "key = { broker = \"http://127.0.0.1:1\", resource = \"publisher/dataset/impressions\" }\n",
+        &format!(
+            "key = {{ broker = \"http://127.0.0.1:1\", resource = \"publisher/dataset/impressions\" }}\n{extra}\n"
+        ),
+        1,
+    )
+}
+
+#[test]
+fn privacy_unit_released_as_a_dimension_is_refused_at_contract_parse() {
+    let text = with_impressions_roles(
+        "privacy_unit = \"user_id\"\ncolumns = { dimensions = [\"campaign\", \"user_id\"] }",
+    );
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::InvalidField { field, .. } if field == "privacy_unit"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn column_role_naming_a_field_that_is_not_allowed_is_refused_at_contract_parse() {
+    // `email` is in the schema but not an allowed field: no role can name it.
+    let text = with_impressions_roles("columns = { dimensions = [\"email\"] }");
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::InvalidField { field, reason, .. }
+            if field == "columns.dimensions" && reason.contains("`email`")),
+        "{err:?}"
+    );
+    let text = with_impressions_roles("privacy_unit = \"email\"");
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::InvalidField { field, .. } if field == "privacy_unit"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn column_roles_and_privacy_warnings() {
+    use cleanroom_policy::PrivacyWarning;
+    use cleanroom_policy::query_rules::ColumnRole;
+    let c = parse(&with_impressions_roles(
+        "privacy_unit = \"user_id\"\ncolumns = { dimensions = [\"campaign\"], join_keys = [\"user_id\"] }",
+    ))
+    .unwrap();
+    let imp = c.dataset("impressions").unwrap();
+    assert!(imp.column_has_role("campaign", ColumnRole::Dimension));
+    assert!(imp.column_has_role("campaign", ColumnRole::Filter));
+    assert!(!imp.column_has_role("user_id", ColumnRole::Dimension));
+    assert!(imp.column_has_role("user_id", ColumnRole::JoinKey));
+    assert!(
+        !imp.column_has_role("email", ColumnRole::JoinKey),
+        "not allowed"
+    );
+    assert_eq!(imp.privacy_unit(), Some("user_id"));
+    // Undeclared: every allowed field plays every role, and contract verify warns.
+    let conv = c.dataset("conversions").unwrap();
+    assert!(conv.column_has_role("value", ColumnRole::MinMax));
+    assert_eq!(
+        c.privacy_warnings(),
+        vec![
+            PrivacyWarning::ColumnRolesUndeclared {
+                dataset: "conversions".into()
+            },
+            PrivacyWarning::NoPrivacyUnit {
+                dataset: "conversions".into()
+            },
+        ]
+    );
+    // Declaring neither changes no digest: contracts signed before stay valid.
+    assert_eq!(
+        parse(&contract_text()).unwrap().digest(),
+        parse(&with_impressions_roles("")).unwrap().digest()
+    );
+}
+
+#[test]
+fn module_count_column_is_refused_at_workload_parse() {
+    let err = Workload::parse(
+        "name = \"m\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"0000000000000000000000000000000000000000000000000000000000000000\"\n[output]\nrecipients = [\"advertiser\"]\n[guards]\ncount_column = \"n\"\n",
+        "workload.toml",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::ModuleCountNotTrusted { .. }),
+        "{err:?}"
+    );
+}

@@ -41,16 +41,22 @@ async fn request_key(
         .collect();
     let digest = hex::encode(room.digest);
     let workload_json = String::from_utf8(w.canonical_json()).unwrap();
-    let url = format!("http://{}", room.brokers[broker].addr);
+    let b = &room.brokers[broker];
     let req = cleanroom_room::kbs_client::KeyRequest {
-        broker: &url,
+        broker: &b.url,
         resource,
         contract_digest: &digest,
         workload_json: &workload_json,
         approvals: &approvals,
         audit_head: (0, ""),
+        audit_log: &[],
     };
-    cleanroom_room::kbs_client::fetch_key(&reqwest::Client::new(), &req, source)
+    let client = cleanroom_room::kbs_client::BrokerClient::new(
+        &b.url,
+        b.spki_sha256.as_deref(),
+        std::time::Duration::from_secs(30),
+    )?;
+    cleanroom_room::kbs_client::fetch_key(&client, &req, source)
         .await
         .map(|_| ())
 }
@@ -96,6 +102,7 @@ async fn two_members_combine_sealed_data_under_guards() {
             "suspension:none",
             "proposal:accepted",
             "approval:granted",
+            "query:accepted",
             "attestation:verified",
             "key-request:granted",
             "key-request:granted",
@@ -374,6 +381,42 @@ async fn encrypted_parquet_with_flipped_byte_is_refused() {
     }
 }
 
+/// I2: the operator replaces the sealed Parquet file with a plaintext one of the same
+/// schema (rows it chose): the room refuses to read anything not encrypted as the contract
+/// says, before any row is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_parquet_substituted_for_sealed_dataset_is_refused() {
+    let (room, err) = tampered_run(
+        |r| {
+            use arrow::array::{ArrayRef, StringArray};
+            let col =
+                |v: &str| -> ArrayRef { std::sync::Arc::new(StringArray::from(vec![v; 2000])) };
+            let batch = arrow::array::RecordBatch::try_from_iter([
+                ("user_id_hash", col("chosen-by-the-operator")),
+                ("campaign", col("spring")),
+                ("site", col("example.org")),
+                ("ts", col("2026-01-01")),
+                ("ip_address", col("10.0.0.1")),
+            ])
+            .unwrap();
+            let mut out = Vec::new();
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            assert!(out.ends_with(b"PAR1"));
+            std::fs::write(r.room.join(IMP), out).unwrap();
+        },
+        4096,
+    )
+    .await;
+    assert!(
+        matches!(&err, RoomError::InputNotSealed { dataset, .. } if dataset == "impressions"),
+        "{err}"
+    );
+    room.stop().await;
+}
+
 /// DESIGN "per-column keys": a Parquet column outside `allowed_fields` is encrypted under the
 /// owner's withheld key, which never reaches the broker, so what the broker releases to the
 /// room cannot decrypt it; the owner's full key file can.
@@ -439,8 +482,29 @@ async fn sql_reading_a_column_outside_allowed_fields_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_sql_output_is_refused() {
+    // Row values of a join key: refused by the query rules (only dimensions leave as is).
     let spec = Spec {
         sql: "SELECT user_id_hash, campaign FROM impressions".into(),
+        ..Spec::default()
+    };
+    let room = Room::new(spec).await;
+    room.approve_all();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            RoomError::Query(QueryRefusal::Rule {
+                violation: cleanroom_room::error::RuleViolation::NotReleasable { .. },
+                ..
+            })
+        ),
+        "{err}"
+    );
+    room.assert_refused(Step::Query);
+    room.stop().await;
+    // Row-level output of dimensions only: not an aggregate, refused before any key.
+    let spec = Spec {
+        sql: "SELECT campaign, site FROM impressions".into(),
         ..Spec::default()
     };
     let room = Room::new(spec).await;
@@ -451,6 +515,10 @@ async fn row_level_sql_output_is_refused() {
         "{err}"
     );
     room.assert_refused(Step::Query);
+    assert_eq!(
+        room.keys_released("publisher") + room.keys_released("advertiser"),
+        0
+    );
     room.stop().await;
 }
 
@@ -512,9 +580,12 @@ async fn group_of_k_minus_one_is_dropped_and_group_of_k_is_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_plaintext_marker_reaches_any_file() {
     let marker = format!("PLAINTEXT-MARKER-{:016x}", rand_u64());
-    let (mut imp, conv) = cleanroom_cli::demo::generate(5_000, 11);
+    let (mut imp, mut conv) = cleanroom_cli::demo::generate(5_000, 11);
+    // 60 users in the marker campaign, each with a conversion: the campaign passes the
+    // guard, which counts both inputs' distinct users.
     for i in 0..60 {
         imp.push_str(&format!("{marker}-u{i},{marker},1,s,{marker}\n"));
+        conv.push_str(&format!("{marker}-u{i},2,1.00,{marker}\n"));
     }
     let spec = Spec {
         impressions_csv: imp,
@@ -576,8 +647,14 @@ async fn broker_restarted_on_same_database_still_releases() {
     let store =
         cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    room.brokers
-        .push(cleanroom_kbs::server::spawn(store, listener).unwrap());
+    room.brokers.push(
+        cleanroom_kbs::server::spawn(
+            store,
+            listener,
+            Some(&common::broker_identity(room.root(), "advertiser")),
+        )
+        .unwrap(),
+    );
     room.run().await.expect("restarted broker releases the key");
     assert_eq!(room.keys_released("advertiser"), 1);
 
@@ -615,11 +692,11 @@ fn training_workload(
         stored(bytes),
     )
     .unwrap();
-    let sql = "SELECT CAST(COUNT(*) AS DOUBLE) AS imps, CASE WHEN MAX(c.user_id_hash) IS NULL THEN 0.0 ELSE 1.0 END AS label FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash";
+    let sql = "SELECT CAST(COUNT(*) AS DOUBLE) AS imps, CASE WHEN COUNT(c.user_id_hash) = 0 THEN 0.0 ELSE 1.0 END AS label FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash";
     std::fs::write(
         &room.workload,
         format!(
-            "name = \"train\"\nkind = \"training\"\ninputs = [\"impressions\", \"conversions\"]\nmodule_digest = \"{digest}\"\n\n[parameters]\nsql = \"{sql}\"\nfeatures = [\"imps\"]\nepochs = 50\n\n[output]\nrecipients = [\"advertiser\"]\n{artifact_recipients}"
+            "name = \"train\"\nkind = \"training\"\ninputs = [\"impressions\", \"conversions\"]\nmodule_digest = \"{digest}\"\n\n[module]\nsql_access = true\n\n[parameters]\nsql = \"{sql}\"\nfeatures = [\"imps\"]\nepochs = 50\n\n[output]\nrecipients = [\"advertiser\"]\n{artifact_recipients}"
         ),
     )
     .unwrap();
@@ -632,27 +709,41 @@ async fn training_module_runs_and_seals_weights_to_model_recipient_only() {
     let room = Room::new(Spec::default()).await;
     training_workload(&room, |b| b, "artifact_recipients = [\"advertiser\"]\n");
     let report = room.run().await.expect("module run succeeds");
-    let names: Vec<String> = report
+    // What each output is, the advertiser reads inside it (the file names say nothing).
+    let sk = cleanroom_formats::keys::encryption_key(
+        &common::member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
+    )
+    .unwrap();
+    let kinds: Vec<(
+        cleanroom_formats::envelope::ContentKind,
+        String,
+        Vec<String>,
+    )> = report
         .outputs
         .iter()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| {
+            let file = std::fs::read(p).unwrap();
+            let (_, recipients) = cleanroom_formats::envelope::inspect(&file).unwrap();
+            let c = cleanroom_formats::envelope::open(&file, "advertiser", &sk)
+                .unwrap()
+                .content;
+            (c.kind, c.name, recipients)
+        })
         .collect();
+    use cleanroom_formats::envelope::ContentKind;
     assert!(
-        names.iter().any(|n| n.ends_with("-metrics.cro")),
-        "{names:?}"
+        kinds.iter().any(|k| k.0 == ContentKind::Metrics),
+        "{kinds:?}"
     );
     assert!(
-        names.iter().any(|n| n.ends_with("-artifact-model.cro")),
-        "{names:?}"
+        kinds.iter().any(|k| (k.0, k.1.as_str(), k.2.clone())
+            == (
+                ContentKind::Artifact,
+                "model",
+                vec!["advertiser".to_string()]
+            )),
+        "{kinds:?}"
     );
-    let model = report
-        .outputs
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-artifact-model.cro"))
-        .unwrap();
-    let (_, recipients) =
-        cleanroom_formats::envelope::inspect(&std::fs::read(model).unwrap()).unwrap();
-    assert_eq!(recipients, ["advertiser"]);
     let events: Vec<String> = room
         .audit()
         .iter()
@@ -718,7 +809,7 @@ async fn contract_deadline_stops_an_infinite_loop() {
     std::fs::write(
         &room.workload,
         format!(
-            "name = \"spin\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\ncount_column = \"n\"\n"
+            "name = \"spin\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\nunit_column = \"user_id_hash\"\n"
         ),
     )
     .unwrap();
@@ -924,10 +1015,10 @@ async fn broker_rejects_a_suspension_signed_by_a_non_member() {
         cleanroom_formats::clock::now_unix(),
         b"{\"reason\":\"\"}".to_vec(),
     );
-    let url = format!("http://{}", room.brokers[0].addr);
+    let b = &room.brokers[0];
     let err = cleanroom_cli::broker_client::send_governance(
-        &reqwest::Client::new(),
-        &url,
+        &b.url,
+        b.spki_sha256.as_deref(),
         &forged.to_base64(),
     )
     .await
@@ -962,7 +1053,9 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
     )
     .unwrap();
     let sealed = std::fs::read(&second.outputs[0]).unwrap();
-    let (header, _) = cleanroom_formats::envelope::open(&sealed, "advertiser", &sk).unwrap();
+    let header = cleanroom_formats::envelope::open(&sealed, "advertiser", &sk)
+        .unwrap()
+        .header;
     let anchor = [(header.audit_seq, header.audit_hash.clone())];
     // I6: the sealed header itself says the run's attestation was simulated.
     assert!(
@@ -991,12 +1084,15 @@ async fn audit_log_cut_before_an_outputs_anchor_is_detected() {
 async fn governance_junk_flood_is_refused_and_its_recording_bounded() {
     use cleanroom_kbs::server::MAX_RECORDED_GOVERNANCE_REFUSALS_PER_MINUTE as MAX;
     let room = Room::new(Spec::default()).await;
-    let url = format!("http://{}", room.brokers[0].addr);
-    let http = reqwest::Client::new();
+    let b = &room.brokers[0];
     for i in 0..(MAX + 40) {
-        let err = cleanroom_cli::broker_client::send_governance(&http, &url, &format!("junk{i}"))
-            .await
-            .unwrap_err();
+        let err = cleanroom_cli::broker_client::send_governance(
+            &b.url,
+            b.spki_sha256.as_deref(),
+            &format!("junk{i}"),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(err, GovernanceError::GovernanceRefused { .. }),
             "{err}"

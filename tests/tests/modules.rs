@@ -43,7 +43,7 @@ const FEATURES: &str =
 
 fn scoring_workload(recipients: &str) -> String {
     format!(
-        "name = \"scores\"\nkind = \"inference\"\ninputs = [\"impressions\", \"conversion-model\"]\nmodule_digest = \"\"\n\n[parameters]\nsql = \"{FEATURES}\"\nmodel = \"conversion-model\"\noutput = \"scores\"\nkey = \"user_id_hash\"\n\n[output]\nrecipients = {recipients}\nrow_level = true\n"
+        "name = \"scores\"\nkind = \"inference\"\ninputs = [\"impressions\", \"conversion-model\"]\nmodule_digest = \"\"\n\n[module]\nsql_access = true\n\n[parameters]\nsql = \"{FEATURES}\"\nmodel = \"conversion-model\"\noutput = \"scores\"\nkey = \"user_id_hash\"\n\n[output]\nrecipients = {recipients}\nrow_level = true\n"
     )
 }
 
@@ -69,7 +69,15 @@ fn seal_model(room: &Room) {
     let key = d.join("model.key");
     cleanroom_formats::keyfile::write(&key, &k, "conversion-model").unwrap();
     let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
-    kbs_cmd::put(&store, &room.contract, &room.sigs, "conversion-model", &key).unwrap();
+    kbs_cmd::put(
+        &store,
+        &room.contract,
+        &room.sigs,
+        "conversion-model",
+        &key,
+        &room.room.join("data/conversion-model.sealed"),
+    )
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,24 +89,28 @@ async fn per_row_scores_reach_only_the_named_recipient() {
     room.approve_all();
     let report = room.run().await.expect("per-row scoring run succeeds");
 
-    let out = report
+    let sk = cleanroom_formats::keys::encryption_key(
+        &member_dir(room.root(), "publisher").join("keys/publisher.enc.key"),
+    )
+    .unwrap();
+    // The table's name is inside the sealed content (its file is `<run>-<index>.cro`).
+    let (file, opened) = report
         .outputs
         .iter()
-        .find(|p| p.to_string_lossy().ends_with("-table-scores.cro"))
+        .map(|p| std::fs::read(p).unwrap())
+        .filter_map(|f| {
+            let o = cleanroom_formats::envelope::open(&f, "publisher", &sk).ok()?;
+            Some((f, o))
+        })
+        .find(|(_, o)| o.content.name == "scores")
         .unwrap();
-    let file = std::fs::read(out).unwrap();
     let (_, recipients) = cleanroom_formats::envelope::inspect(&file).unwrap();
     assert_eq!(
         recipients,
         ["publisher"],
         "per-row scores go to the publisher only"
     );
-    let sk = cleanroom_formats::keys::encryption_key(
-        &member_dir(room.root(), "publisher").join("keys/publisher.enc.key"),
-    )
-    .unwrap();
-    let (_, content) = cleanroom_formats::envelope::open(&file, "publisher", &sk).unwrap();
-    let content = String::from_utf8(content.to_vec()).unwrap();
+    let content = String::from_utf8(opened.data.to_vec()).unwrap();
 
     // Expected: one row per user of the impressions, scored on the host with the same model.
     let (impressions, _) = cleanroom_cli::demo::generate(5_000, 7);
@@ -123,7 +135,8 @@ async fn per_row_scores_reach_only_the_named_recipient() {
             got[user]
         );
     }
-    assert_eq!(report.rows, imps.len() as u64);
+    // The module's row count stays inside the sealed output, out of the room's report.
+    assert_eq!(report.rows, 0);
     let guard = room
         .audit()
         .into_iter()
@@ -187,25 +200,92 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn module_per_row_table_without_row_level_is_refused() {
-    // The same scoring module, but the workload asks for guarded aggregates: its per-row
-    // table has no count column, so nothing leaves.
+async fn module_per_row_scores_without_row_level_leave_only_as_groups_of_people() {
+    // The same scoring module, but the workload asks for guarded tables: the host groups
+    // its per-user scores by score and counts the users in each; no key leaves, and only
+    // scores shared by at least min_group_size users do.
     let room = Room::new(Spec::default()).await;
     seal_model(&room);
     let bytes = cleanroom_cli::guest_build::component("inference-score").unwrap();
-    let body = scoring_workload("[\"publisher\"]").replace(
-        "row_level = true\n",
-        "\n[guards]\ncount_column = \"rows\"\n",
-    );
+    let body = scoring_workload("[\"publisher\"]")
+        .replace("row_level = true\n", "\n[guards]\nunit_column = \"key\"\n");
     install(&room, &bytes, &body);
     room.approve_all();
+    let report = room.run().await.unwrap();
+    assert_eq!(report.rows, 0, "a module's counts stay out of the report");
+    let file = std::fs::read(
+        room.outputs()
+            .iter()
+            .find(|p| {
+                let f = std::fs::read(p).unwrap();
+                let sk = cleanroom_formats::keys::encryption_key(
+                    &member_dir(room.root(), "publisher").join("keys/publisher.enc.key"),
+                )
+                .unwrap();
+                cleanroom_formats::envelope::open(&f, "publisher", &sk)
+                    .is_ok_and(|o| o.content.name == "scores")
+            })
+            .expect("the scores table"),
+    )
+    .unwrap();
+    let sk = cleanroom_formats::keys::encryption_key(
+        &member_dir(room.root(), "publisher").join("keys/publisher.enc.key"),
+    )
+    .unwrap();
+    let opened = cleanroom_formats::envelope::open(&file, "publisher", &sk).unwrap();
+    let text = String::from_utf8(opened.data.to_vec()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("score,units"));
+    let mut released = 0;
+    for l in lines {
+        let (_, units) = l.split_once(',').unwrap();
+        assert!(units.parse::<u64>().unwrap() >= 50, "{l}");
+        released += 1;
+    }
+    assert!(released >= 1, "the common scores leave: {text}");
+    room.stop().await;
+}
+
+/// Acceptance (issue 10, 5): a module writing one row per person with a count it declares
+/// (1,000,000) releases nothing per person: the host counts the people behind each group.
+/// A workload that names the module's count (`count_column`) is refused, and one that
+/// names it as the unit column is refused (not people of the inputs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_claiming_a_count_of_a_million_releases_nothing_per_person() {
+    let room = Room::new(Spec::default()).await;
+    let bytes = hostile("hostile_claims_large_count");
+    let body = |guards: &str| {
+        format!(
+            "name = \"claims\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\n{guards}\n"
+        )
+    };
+    install(&room, &bytes, &body("unit_column = \"user_id_hash\""));
+    room.approve_all();
+    room.run().await.unwrap();
+    // The table leaves with its columns and no row: every group held one person.
+    assert_eq!(room.open_output().trim(), "who,n,units");
+
+    // The module's count as the workload's count column: refused before anything runs.
+    std::fs::remove_file(&room.approvals).unwrap();
+    install(&room, &bytes, &body("count_column = \"n\""));
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, RoomError::Guard(GuardRefusal::NoCountColumn { column }) if column == "rows"),
+        matches!(
+            &err,
+            RoomError::Policy(PolicyError::ModuleCountNotTrusted { .. })
+        ),
         "{err}"
     );
-    let reason = room.assert_refused(Step::Guard);
-    assert_eq!(reason, err.to_string());
+    // The module's count named as the unit column: its values are no one of the inputs.
+    install(&room, &bytes, &body("unit_column = \"n\""));
+    room.approve_all();
+    let before = room.outputs().len();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, RoomError::Guard(GuardRefusal::UnknownPrivacyUnit)),
+        "{err}"
+    );
+    assert_eq!(room.outputs().len(), before);
     room.stop().await;
 }
 
@@ -301,8 +381,23 @@ const HOSTILE: &[(&str, &str, Option<Refusal>)] = &[
         "query",
         Some(|e| matches!(e, SandboxError::CallAfterRunEnded)),
     ),
+    (
+        "hostile_long_view_name",
+        "query",
+        Some(
+            |e| matches!(e, SandboxError::ViewNotInInputs { view } if view.starts_with("sha256:")),
+        ),
+    ),
+    (
+        "hostile_query_cross_join",
+        "query",
+        Some(|e| matches!(e, SandboxError::DeadlineExceeded { millis: 5000 })),
+    ),
     ("hostile_log_flood", "query", None),
 ];
+
+/// Hostile guests whose run-path test is their own (they release something, guarded).
+const HOSTILE_WITH_THEIR_OWN_TEST: &[&str] = &["hostile_claims_large_count"];
 
 /// A refusal listing a forbidden import with this prefix.
 fn forbids(e: &SandboxError, prefix: &str) -> bool {
@@ -320,7 +415,12 @@ fn every_hostile_guest_is_in_the_run_path_suite() {
         })
         .collect();
     found.sort();
-    let mut listed: Vec<String> = HOSTILE.iter().map(|h| h.0.to_string()).collect();
+    let mut listed: Vec<String> = HOSTILE
+        .iter()
+        .map(|h| h.0)
+        .chain(HOSTILE_WITH_THEIR_OWN_TEST.iter().copied())
+        .map(str::to_string)
+        .collect();
     listed.sort();
     assert_eq!(found, listed);
 }
@@ -339,7 +439,7 @@ async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
     let sql_workload = std::fs::read_to_string(&room.workload).unwrap();
     for (name, kind, refusal) in HOSTILE {
         let body = format!(
-            "name = \"{name}\"\nkind = \"{kind}\"\ninputs = [\"impressions\"]\nmodule_digest = \"\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\ncount_column = \"n\"\n"
+            "name = \"{name}\"\nkind = \"{kind}\"\ninputs = [\"impressions\"]\nmodule_digest = \"\"\n\n[module]\nsql_access = true\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\nunit_column = \"user_id_hash\"\n"
         );
         install(&room, &hostile(name), &body);
         std::fs::remove_file(&room.approvals).ok();
@@ -386,6 +486,76 @@ async fn hostile_modules_are_stopped_audited_and_the_next_run_succeeds() {
             .unwrap_or_else(|e| panic!("run after {name}: {e}"));
         assert_eq!(room.outputs().len(), before + 1, "after {name}");
     }
+    room.stop().await;
+}
+
+/// I1: a module that encodes data into a name it asks the host for (here a 100 kB view
+/// name) gets nothing longer than the bound back into the error, the audit log or the room
+/// binary's stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_cannot_smuggle_data_through_error_text() {
+    use cleanroom_room::sandbox::MAX_ECHOED_NAME_BYTES;
+    let room = Room::new(Spec::default()).await;
+    let body = "name = \"smuggle\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"\"\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\nunit_column = \"user_id_hash\"\n";
+    install(&room, &hostile("hostile_long_view_name"), body);
+    room.approve_all();
+    // The marker the module repeats in the name; no run of it longer than the bound may
+    // come out.
+    let leaked = |text: &str| text.contains(&"LEAKED-user-4711-spent-1234;".repeat(3));
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(&err, RoomError::Module(SandboxError::ViewNotInInputs { view }) if view.starts_with("sha256:")),
+        "{err}"
+    );
+    assert!(
+        !leaked(&err.to_string()) && err.to_string().len() < 300,
+        "{err}"
+    );
+    let log = std::fs::read_to_string(room.room.join("audit.jsonl")).unwrap();
+    assert!(
+        !log.contains("LEAKED"),
+        "the audit log carries the module's text"
+    );
+    for e in room.audit() {
+        assert!(e.reason.len() < 300, "{e:?}");
+    }
+    // The room binary, as its own process: its stderr says the same, bounded.
+    let cfg = room.config();
+    let err = cleanroom_cli::processes::run_room(&cfg).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("sha256:"), "{text}");
+    assert!(
+        !text.contains("LEAKED") && text.len() < 200 + MAX_ECHOED_NAME_BYTES,
+        "{text}"
+    );
+    room.stop().await;
+}
+
+/// I1/I4: the host's `query` import runs under the run's deadline: a five-way self join
+/// that would take the engine hours is stopped when the deadline passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_query_import_cannot_outlive_the_deadline() {
+    let spec = Spec {
+        edit_contract: Box::new(|t| format!("{t}\n[sandbox]\ndeadline_ms = 2000\n")),
+        ..Spec::default()
+    };
+    let room = Room::new(spec).await;
+    let body = "name = \"spin\"\nkind = \"query\"\ninputs = [\"impressions\"]\nmodule_digest = \"\"\n\n[module]\nsql_access = true\n\n[output]\nrecipients = [\"advertiser\"]\n\n[guards]\nunit_column = \"user_id_hash\"\n";
+    install(&room, &hostile("hostile_query_cross_join"), body);
+    room.approve_all();
+    let t = std::time::Instant::now();
+    let err = room.run().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            RoomError::Module(SandboxError::DeadlineExceeded { millis: 2000 })
+        ),
+        "{err}"
+    );
+    // Not a timing check: a bound on a hang. The run includes key release and decryption;
+    // the join alone would take hours unless it is aborted at the deadline.
+    assert!(t.elapsed() < std::time::Duration::from_secs(120));
+    room.assert_refused(Step::Module);
     room.stop().await;
 }
 
@@ -479,24 +649,35 @@ fn the_module_guide_runs_as_written() {
             .unwrap_or_else(|e| panic!("{}: {e:#}", argv.join(" ")));
         assert_eq!(code, std::process::ExitCode::SUCCESS, "{}", argv.join(" "));
     }
-    // What the advertiser opened: impressions per campaign, small campaigns dropped.
-    let out = map("ROOM/outputs/<run>-table-rows_per_campaign.cro");
+    // What the advertiser opened: users reached per campaign (the host's count), small
+    // campaigns dropped.
+    let out = map("ROOM/outputs/<run>-0.cro");
     let sk = cleanroom_formats::keys::encryption_key(
         &member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
     )
     .unwrap();
-    let (_, content) =
+    let opened =
         cleanroom_formats::envelope::open(&std::fs::read(out).unwrap(), "advertiser", &sk).unwrap();
+    assert_eq!(opened.content.name, "rows_per_campaign");
+    let content = opened.data;
     let (impressions, _) = cleanroom_cli::demo::generate(5_000, 7);
-    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    let mut users: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for line in impressions.lines().skip(1) {
-        *want
-            .entry(line.split(',').nth(1).unwrap().to_string())
-            .or_default() += 1;
+        let mut f = line.split(',');
+        let user = f.next().unwrap().to_string();
+        users
+            .entry(f.next().unwrap().to_string())
+            .or_default()
+            .insert(user);
     }
+    let mut want: BTreeMap<String, u64> = users
+        .into_iter()
+        .map(|(c, u)| (c, u.len() as u64))
+        .collect();
     want.retain(|_, n| *n >= 50);
-    let got: BTreeMap<String, u64> = String::from_utf8(content.to_vec())
-        .unwrap()
+    let text = String::from_utf8(content.to_vec()).unwrap();
+    assert_eq!(text.lines().next(), Some("campaign,units"));
+    let got: BTreeMap<String, u64> = text
         .lines()
         .skip(1)
         .map(|l| {

@@ -263,26 +263,22 @@ mod query_funnel {
         for b in &t.batches {
             let c = b.column(0).as_string::<i32>();
             let d = b.column(1).as_primitive::<Int64Type>();
-            let imp = b.column(2).as_primitive::<Int64Type>();
-            let conv = b.column(3).as_primitive::<Int64Type>();
-            let val = b.column(4).as_primitive::<Float64Type>();
+            let u = b.column(2).as_string::<i32>();
             for i in 0..b.num_rows() {
-                got.insert(
-                    (c.value(i).to_string(), d.value(i)),
-                    (imp.value(i), conv.value(i), val.value(i)),
-                );
+                got.insert((c.value(i).to_string(), u.value(i).to_string()), d.value(i));
             }
         }
-        assert_eq!(got.len(), 16, "2 campaigns x 8 days");
+        // One row per (campaign, user), for the host to count users per (campaign, days).
+        assert_eq!(got.len(), 5, "{got:?}");
         // spring: u1, u2, u3 impressed; u1 converts on day 0 (10.0), u2 on day 2 (5.0);
         // u3's only conversion precedes its impression.
-        assert_eq!(got[&("spring".into(), 0)], (3, 1, 10.0));
-        assert_eq!(got[&("spring".into(), 1)], (3, 1, 10.0));
-        assert_eq!(got[&("spring".into(), 2)], (3, 2, 15.0));
-        assert_eq!(got[&("spring".into(), 7)], (3, 2, 15.0));
-        // autumn: u4, u5 impressed; u4 converts on day 7.
-        assert_eq!(got[&("autumn".into(), 6)], (2, 0, 0.0));
-        assert_eq!(got[&("autumn".into(), 7)], (2, 1, 1.0));
+        assert_eq!(got[&("spring".into(), "u1".into())], 0);
+        assert_eq!(got[&("spring".into(), "u2".into())], 2);
+        assert_eq!(got[&("spring".into(), "u3".into())], -1);
+        // autumn: u4, u5 impressed; u4 converts on day 7 (1.0).
+        assert_eq!(got[&("autumn".into(), "u4".into())], 7);
+        assert_eq!(got[&("autumn".into(), "u5".into())], -1);
+        assert_eq!(out.metrics["conversion_value"], 16.0);
         assert_eq!(out.metrics["impressed_users"], 5.0);
         assert_eq!(out.metrics["converted_users"], 3.0);
     }
@@ -402,7 +398,7 @@ mod training_logreg {
     /// The join through the host's SQL callback instead of in the module.
     struct JoinedRows(RecordBatch);
     impl HostQuery for JoinedRows {
-        fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, String> {
+        fn query(&self, sql: &str, _deadline: Instant) -> Result<Vec<RecordBatch>, String> {
             if sql.contains("JOIN") {
                 Ok(vec![self.0.clone()])
             } else {
@@ -529,17 +525,23 @@ mod inference_score {
             );
         }
 
+        // The histogram: one (bucket, user) row per scored row, for the host to count
+        // users per bucket; the module counts nothing.
         let out = run_with("histogram");
         let t = &out.tables["score_histogram"].batches[0];
-        let rows = t
-            .column_by_name("rows")
-            .expect("rows")
+        let bucket = t
+            .column_by_name("bucket")
+            .expect("bucket")
             .as_primitive::<Int64Type>();
-        let mut want = [0i64; 4];
-        for (_, s) in &expected {
-            want[((s * 4.0) as usize).min(3)] += 1;
+        let user = t
+            .column_by_name("user_id_hash")
+            .expect("the unit column")
+            .as_string::<i32>();
+        assert_eq!(t.num_rows(), expected.len());
+        for (i, (u, s)) in expected.iter().enumerate() {
+            assert_eq!(user.value(i), u);
+            assert_eq!(bucket.value(i), ((s * 4.0) as i64).min(3));
         }
-        assert_eq!(rows.values().to_vec(), want.to_vec());
         let mean = expected.iter().map(|(_, s)| s).sum::<f64>() / expected.len() as f64;
         assert!((out.metrics["mean_score"] - mean).abs() < 1e-12);
     }
@@ -697,6 +699,111 @@ mod hostile_read_other_view {
     }
 }
 
+mod hostile_long_view_name {
+    use super::*;
+
+    #[test]
+    fn a_long_view_name_comes_back_as_a_hash() {
+        let inputs = RunInputs {
+            views: ads_views(),
+            ..Default::default()
+        };
+        let err = expect_err("hostile_long_view_name", inputs, Limits::default());
+        let SandboxError::ViewNotInInputs { view } = &err else {
+            panic!("expected ViewNotInInputs, got {err:?}");
+        };
+        assert!(view.starts_with("sha256:"), "{view}");
+        assert!(err.to_string().len() < 200, "{err}");
+        assert!(!err.to_string().contains("LEAKED"), "{err}");
+    }
+}
+
+mod hostile_claims_large_count {
+    use super::*;
+    use cleanroom_room::error::GuardRefusal;
+    use cleanroom_room::guards::count_units;
+
+    #[test]
+    fn a_count_the_module_declares_claims_nothing() {
+        let m = load("hostile_claims_large_count");
+        let out = run(
+            &m,
+            RunInputs {
+                views: ads_views(),
+                ..Default::default()
+            },
+            Limits::default(),
+        )
+        .expect("the run ends");
+        let t = &out.tables["per_person"];
+        let rows: usize = t.batches.iter().map(|b| b.num_rows()).sum();
+        assert!(rows >= 2, "one row per person");
+        // The privacy units of the inputs: here, every user the view holds.
+        let units: std::collections::HashSet<String> = t
+            .batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(2).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| c.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // One person per group, whatever `n` says: every group is dropped.
+        let c = count_units(&t.schema, &t.batches, "user_id_hash", &units, 2).unwrap();
+        assert_eq!(c.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+        assert_eq!(c.dropped, rows as u64);
+        let names: Vec<&str> = c
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["who", "n", "units"]);
+        // Its count named as the unit column: not a privacy unit of the inputs.
+        assert_eq!(
+            count_units(&t.schema, &t.batches, "n", &units, 2).unwrap_err(),
+            GuardRefusal::UnknownPrivacyUnit
+        );
+        // Without the per-person column, the one real group leaves with the host's count.
+        let schema = Arc::new(t.schema.project(&[1, 2]).unwrap());
+        let batches: Vec<_> = t
+            .batches
+            .iter()
+            .map(|b| b.project(&[1, 2]).unwrap())
+            .collect();
+        let c = count_units(&schema, &batches, "user_id_hash", &units, 2).unwrap();
+        let b = &c.batches[0];
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().value(0), 1_000_000);
+        assert_eq!(
+            b.column(1).as_primitive::<Int64Type>().value(0),
+            rows as i64
+        );
+    }
+}
+
+mod hostile_query_cross_join {
+    use super::*;
+
+    #[test]
+    fn without_sql_access_the_query_import_answers_nothing() {
+        // No query callback given (the workload did not declare sql_access): the module's
+        // query gets an error back and the run ends normally with nothing written.
+        let m = load("hostile_query_cross_join");
+        let out = run(
+            &m,
+            RunInputs {
+                views: ads_views(),
+                ..Default::default()
+            },
+            Limits::default(),
+        )
+        .expect("the run ends");
+        assert!(out.tables.is_empty() && out.artifacts.is_empty());
+    }
+}
+
 mod hostile_read_other_artifact {
     use super::*;
 
@@ -765,13 +872,23 @@ mod rows_per_campaign {
             Limits::default(),
         )
         .expect("run");
+        // One (campaign, user) pair per user reached; the host counts them.
         let b = &out.tables["rows_per_campaign"].batches[0];
         let c = b.column(0).as_string::<i32>();
-        let n = b.column(1).as_primitive::<Int64Type>();
-        let got: Vec<(&str, i64)> = (0..b.num_rows())
-            .map(|i| (c.value(i), n.value(i)))
+        let u = b.column(1).as_string::<i32>();
+        let got: Vec<(&str, &str)> = (0..b.num_rows())
+            .map(|i| (c.value(i), u.value(i)))
             .collect();
-        assert_eq!(got, vec![("autumn", 2), ("spring", 4)]);
+        assert_eq!(
+            got,
+            vec![
+                ("autumn", "u4"),
+                ("autumn", "u5"),
+                ("spring", "u1"),
+                ("spring", "u2"),
+                ("spring", "u3")
+            ]
+        );
     }
 }
 

@@ -6,8 +6,10 @@
 //! answered by the host engine over the same views (for features that are aggregates).
 //!
 //! `histogram` (the default) writes table `score_histogram(bucket int64, low float64,
-//! high float64, rows int64)` over [0, 1); `scores` writes table `scores(key utf8,
-//! score float64)` (per-row scores, only for a contract that names a recipient for them).
+//! high float64, <key> utf8)` over [0, 1), one row per scored row, for the host to count the
+//! distinct units per bucket (workload `guards.unit_column = "<key>"`); `scores` writes table
+//! `scores(key utf8, score float64)` (per-row scores, only for a contract that names a
+//! recipient for them).
 //! Metrics: `rows`, `mean_score`.
 
 use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
@@ -89,11 +91,9 @@ impl inference::Guest for Scorer {
                 .iter()
                 .map(|f| floats(b, f))
                 .collect::<Result<_, _>>()?;
-            let k = if p.output == "scores" {
-                strings(b, &p.key)?
-            } else {
-                vec![]
-            };
+            // Both outputs name each row's key: per-row scores, and the histogram's privacy
+            // unit (the host counts distinct keys per bucket).
+            let k = strings(b, &p.key)?;
             for i in 0..b.num_rows() {
                 let Some(row) = cols.iter().map(|c| c[i]).collect::<Option<Vec<f64>>>() else {
                     continue;
@@ -118,31 +118,36 @@ impl inference::Guest for Scorer {
         output::metric("mean_score", mean);
         match p.output.as_str() {
             "histogram" => {
-                let mut counts = vec![0i64; p.buckets];
-                for s in &scores {
-                    let i = ((s * p.buckets as f64) as usize).min(p.buckets - 1);
-                    counts[i] += 1;
+                // One row per scored row: its bucket and its privacy unit (`key`). The host
+                // counts the distinct units in each bucket; this module counts nothing.
+                if keys.len() != scores.len() {
+                    return Err(format!(
+                        "the histogram needs the `{}` column (the privacy unit) in its rows",
+                        p.key
+                    )
+                    .into());
                 }
                 // i / n, not i * (1 / n): exact for tenths, so bounds print as 0.3, not 0.30000000000000004.
                 let n_buckets = p.buckets as f64;
+                let bucket: Vec<i64> = scores
+                    .iter()
+                    .map(|s| ((s * n_buckets) as usize).min(p.buckets - 1) as i64)
+                    .collect();
                 let out = batch(vec![
-                    (
-                        "bucket",
-                        arc(Int64Array::from_iter_values(0..p.buckets as i64)),
-                    ),
+                    ("bucket", arc(Int64Array::from(bucket.clone()))),
                     (
                         "low",
                         arc(Float64Array::from_iter_values(
-                            (0..p.buckets).map(|i| i as f64 / n_buckets),
+                            bucket.iter().map(|i| *i as f64 / n_buckets),
                         )),
                     ),
                     (
                         "high",
                         arc(Float64Array::from_iter_values(
-                            (1..=p.buckets).map(|i| i as f64 / n_buckets),
+                            bucket.iter().map(|i| (*i + 1) as f64 / n_buckets),
                         )),
                     ),
-                    ("rows", arc(Int64Array::from(counts))),
+                    (p.key.as_str(), arc(StringArray::from(keys))),
                 ])?;
                 write_table("score_histogram", &out.schema(), &[out])
             }

@@ -1,21 +1,21 @@
 //! Query module: a conversion funnel by days-to-convert.
 //!
 //! For every (campaign, user) the module takes the user's first impression of the
-//! campaign and the user's first conversion at or after it, and counts, per campaign, how
-//! many users converted within 0, 1, ..., `max_days` days (cumulative), with their
-//! conversion value. This needs per-user ordering across two members' views, which is not
-//! one SQL statement over the guarded views.
+//! campaign and the user's first conversion at or after it, and writes how many days it took
+//! (within `max_days`, else -1). The host counts the distinct users per (campaign, days)
+//! (workload `guards.unit_column = "user_id_hash"`): the module counts nothing that leaves.
+//! This needs per-user ordering across two members' views, which is not one SQL statement
+//! over the guarded views.
 //!
 //! Params (JSON, all optional):
 //! `{"impressions": "impressions", "conversions": "conversions", "max_days": 7, "seconds_per_day": 86400}`
 //!
-//! Output table `funnel(campaign utf8, day int64, impressed_users int64,
-//! converted_users int64, conversion_value float64)`; metrics `impressed_users`,
-//! `converted_users`.
+//! Output table `funnel(campaign utf8, days_to_convert int64, user_id_hash utf8)`, one row
+//! per (campaign, user); metrics `impressed_users`, `converted_users`, `conversion_value`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
+use cleanroom_guest::arrow::array::{Int64Array, StringArray};
 use cleanroom_guest::{Error, arc, batch, floats, ints, output, query, read_view, strings};
 use serde::Deserialize;
 
@@ -85,54 +85,38 @@ impl query::Guest for Funnel {
             v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         }
 
-        // campaign -> (impressed users, per-day converted users and value)
-        let days = usize::try_from(p.max_days).map_err(|e| e.to_string())? + 1;
-        let mut per_campaign: BTreeMap<String, (i64, Vec<i64>, Vec<f64>)> = BTreeMap::new();
-        for ((campaign, user), t_imp) in &first_imp {
-            let entry = per_campaign
-                .entry(campaign.clone())
-                .or_insert_with(|| (0, vec![0; days], vec![0.0; days]));
-            entry.0 += 1;
-            let Some(list) = convs.get(user) else {
-                continue;
-            };
-            let Some(&(t_conv, value)) = list.iter().find(|(t, _)| t >= t_imp) else {
-                continue;
-            };
-            let day = (t_conv - t_imp) / p.seconds_per_day;
-            if let Ok(day) = usize::try_from(day) {
-                // Cumulative: converted within `d` days for every d >= day.
-                for d in day..days {
-                    entry.1[d] += 1;
-                    entry.2[d] += value;
+        // One row per (campaign, user): days to convert, or -1.
+        let (mut c, mut d, mut u) = (vec![], vec![], vec![]);
+        let (mut total_conv, mut total_value) = (0i64, 0.0f64);
+        let mut first: Vec<_> = first_imp.iter().collect();
+        first.sort();
+        for ((campaign, user), t_imp) in first {
+            let conv = convs
+                .get(user)
+                .and_then(|list| list.iter().find(|(t, _)| t >= t_imp))
+                .filter(|(t_conv, _)| (t_conv - t_imp) / p.seconds_per_day <= p.max_days);
+            let days = match conv {
+                Some(&(t_conv, value)) => {
+                    total_conv += 1;
+                    total_value += value;
+                    (t_conv - t_imp) / p.seconds_per_day
                 }
-            }
+                None => -1,
+            };
+            c.push(campaign.clone());
+            d.push(days);
+            u.push(user.clone());
         }
-
-        let (mut c, mut d, mut imp_users, mut conv_users, mut value) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        let (mut total_imp, mut total_conv) = (0i64, 0i64);
-        for (campaign, (n_imp, conv, val)) in &per_campaign {
-            total_imp += n_imp;
-            total_conv += conv[days - 1];
-            for day in 0..days {
-                c.push(campaign.clone());
-                d.push(day as i64);
-                imp_users.push(*n_imp);
-                conv_users.push(conv[day]);
-                value.push(val[day]);
-            }
-        }
+        let total_imp = c.len() as i64;
         let out = batch(vec![
             ("campaign", arc(StringArray::from(c))),
-            ("day", arc(Int64Array::from(d))),
-            ("impressed_users", arc(Int64Array::from(imp_users))),
-            ("converted_users", arc(Int64Array::from(conv_users))),
-            ("conversion_value", arc(Float64Array::from(value))),
+            ("days_to_convert", arc(Int64Array::from(d))),
+            ("user_id_hash", arc(StringArray::from(u))),
         ])?;
         cleanroom_guest::write_table("funnel", &out.schema(), &[out])?;
         output::metric("impressed_users", total_imp as f64);
         output::metric("converted_users", total_conv as f64);
+        output::metric("conversion_value", total_value);
         Ok(())
     }
 }

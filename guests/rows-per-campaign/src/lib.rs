@@ -1,4 +1,7 @@
-use cleanroom_guest::arrow::array::{Int64Array, StringArray};
+//! Query module: which users each campaign reached, as (campaign, user_id_hash) pairs, for
+//! the host to count the distinct users per campaign (workload `guards.unit_column =
+//! "user_id_hash"`). The module counts nothing itself: a count it wrote would be its claim.
+use cleanroom_guest::arrow::array::StringArray;
 use cleanroom_guest::{Error, arc, batch, query, read_view, strings, write_table};
 
 struct RowsPerCampaign;
@@ -7,20 +10,24 @@ impl query::Guest for RowsPerCampaign {
     fn run(_params: String) -> Result<(), Error> {
         cleanroom_guest::init(); // panic messages go to the run's log
         let (_, batches) = read_view("impressions")?;
-        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        let mut pairs = std::collections::BTreeSet::<(String, String)>::new();
         for b in &batches {
-            for c in strings(b, "campaign")?.into_iter().flatten() {
-                *counts.entry(c).or_default() += 1;
+            let campaigns = strings(b, "campaign")?;
+            let users = strings(b, "user_id_hash")?;
+            for (c, u) in campaigns.into_iter().zip(users) {
+                if let (Some(c), Some(u)) = (c, u) {
+                    pairs.insert((c, u));
+                }
             }
         }
         let out = batch(vec![
             (
                 "campaign",
-                arc(StringArray::from_iter_values(counts.keys())),
+                arc(StringArray::from_iter_values(pairs.iter().map(|p| &p.0))),
             ),
             (
-                "rows",
-                arc(Int64Array::from_iter_values(counts.values().copied())),
+                "user_id_hash",
+                arc(StringArray::from_iter_values(pairs.iter().map(|p| &p.1))),
             ),
         ])?;
         write_table("rows_per_campaign", &out.schema(), &[out])

@@ -24,9 +24,11 @@ use sha2::{Digest, Sha256, Sha384};
 
 use crate::commands::{contract as contract_cmd, dataset, member, workload as workload_cmd};
 use cleanroom_kbs::store::{MasterKey, Store};
+use cleanroom_kbs::tls::TlsIdentity;
 use cleanroom_room::attestation::SimSource;
 
 use crate::processes::{BrokerProcess, room_binary, run_room as run_workload};
+use cleanroom_formats::envelope::ContentKind;
 use cleanroom_formats::{fsutil, keys};
 use cleanroom_room::run::RunConfig;
 use cleanroom_verify::audit;
@@ -117,12 +119,32 @@ pub fn generate(impressions: usize, seed: u64) -> (String, String) {
     (imp, conv)
 }
 
+/// A key broker as the contract names it: its URL and the key it is pinned to.
+#[derive(Debug, Clone)]
+pub struct BrokerRef {
+    pub url: String,
+    /// SHA-256 (hex) of the broker's TLS SubjectPublicKeyInfo (`None` for plain http).
+    pub spki_sha256: Option<String>,
+}
+
+impl BrokerRef {
+    /// The `broker = ..., broker_spki_sha256 = ...` fields of a dataset's `key`.
+    pub fn key_fields(&self) -> String {
+        match &self.spki_sha256 {
+            Some(pin) => format!("broker = \"{}\", broker_spki_sha256 = \"{pin}\"", self.url),
+            None => format!("broker = \"{}\"", self.url),
+        }
+    }
+}
+
 pub fn contract_text(
     members: &[String],
     measurement: &str,
-    publisher_kbs: &str,
-    advertiser_kbs: &str,
+    publisher_kbs: &BrokerRef,
+    advertiser_kbs: &BrokerRef,
 ) -> String {
+    let publisher_kbs = publisher_kbs.key_fields();
+    let advertiser_kbs = advertiser_kbs.key_fields();
     format!(
         r#"# Cleanroom demo contract: publisher x advertiser campaign measurement.
 id = "demo-campaign-measurement"
@@ -143,10 +165,15 @@ schema = [
 # ip_address is never readable in the room.
 allowed_fields = ["user_id_hash", "campaign", "ts", "site"]
 location = "data/impressions.parquet.sealed"
-key = {{ broker = "{publisher_kbs}", resource = "publisher/dataset/impressions" }}
+key = {{ {publisher_kbs}, resource = "publisher/dataset/impressions" }}
 min_rows = 1000
 # Per-row results about the publisher's users (e.g. a score per user) may go to the publisher.
 row_recipients = ["publisher"]
+# A user is the privacy unit: the guard counts distinct users in every released group.
+privacy_unit = "user_id_hash"
+# What SQL may do with each field: campaign and site may be grouped and released, ts only
+# filtered on, user_id_hash only joined on (never released).
+columns = {{ dimensions = ["campaign", "site"], filters = ["ts"], join_keys = ["user_id_hash"] }}
 
 [[datasets]]
 name = "conversions"
@@ -160,8 +187,11 @@ schema = [
 ]
 allowed_fields = ["user_id_hash", "ts", "value"]
 location = "data/conversions.csv.sealed"
-key = {{ broker = "{advertiser_kbs}", resource = "advertiser/dataset/conversions" }}
+key = {{ {advertiser_kbs}, resource = "advertiser/dataset/conversions" }}
 min_rows = 1000
+privacy_unit = "user_id_hash"
+# value leaves only inside COUNT, SUM or AVG.
+columns = {{ metrics = ["value"], filters = ["ts"], join_keys = ["user_id_hash"] }}
 
 # The advertiser's conversion model, trained in the room and sealed back by the advertiser.
 [[datasets]]
@@ -169,7 +199,7 @@ name = "conversion-model"
 owner = "advertiser"
 format = "file"
 location = "data/conversion-model.sealed"
-key = {{ broker = "{advertiser_kbs}", resource = "advertiser/model/conversion-model" }}
+key = {{ {advertiser_kbs}, resource = "advertiser/model/conversion-model" }}
 # The advertiser lets its model score the publisher's audience, scores to the publisher.
 row_recipients = ["publisher"]
 
@@ -261,6 +291,8 @@ fn print_table(out: &mut dyn Write, csv: &str) -> std::io::Result<()> {
 const FEATURES_SQL: &str = "SELECT i.user_id_hash, LN(1.0 + COUNT(*)) AS imps, \
 CAST(COUNT(DISTINCT i.site) AS DOUBLE) AS sites";
 
+/// A module workload; the demo's modules read their features through the `query` import,
+/// which the workload must declare (`[module] sql_access`, part of what owners approve).
 fn module_workload(
     name: &str,
     kind: &str,
@@ -270,7 +302,7 @@ fn module_workload(
     output: &str,
 ) -> String {
     format!(
-        "name = \"{name}\"\nkind = \"{kind}\"\ninputs = {inputs}\nmodule_digest = \"{digest}\"\n\n[parameters]\n{params}\n[output]\n{output}"
+        "name = \"{name}\"\nkind = \"{kind}\"\ninputs = {inputs}\nmodule_digest = \"{digest}\"\n\n[module]\nsql_access = true\n\n[parameters]\n{params}\n[output]\n{output}"
     )
 }
 
@@ -355,20 +387,44 @@ impl Parties<'_> {
     }
 }
 
-/// Open the output of `report` whose file name ends with `suffix`, as `member`.
+/// Open the output of `report` that is the `kind` named `name`, as `member`, after checking
+/// that it is signed by the run's attested key (its evidence verified against the contract).
 fn open_output(
+    parties: &Parties<'_>,
     report: &cleanroom_room::run::RunReport,
-    suffix: &str,
+    kind: ContentKind,
+    name: &str,
     member: &str,
-    dir: &Path,
-) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
-    let path = report
-        .outputs
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with(suffix))
-        .with_context(|| format!("no output *{suffix}"))?;
+) -> anyhow::Result<cleanroom_verify::output::VerifiedOutput> {
+    use cleanroom_formats::envelope::EnvelopeError;
+    use cleanroom_verify::output::{OutputError, open_verified};
+    let dir = if member == "publisher" {
+        parties.pubd
+    } else {
+        parties.advd
+    };
     let sk = keys::encryption_key(&dir.join(format!("keys/{member}.enc.key")))?;
-    Ok(cleanroom_formats::envelope::open(&fsutil::read_file(path)?, member, &sk)?.1)
+    let (signed, _) =
+        cleanroom_formats::load::load_signed_contract(parties.contract, parties.sigs)?;
+    let evidence = parties
+        .room
+        .join(format!("evidence/{}.json", report.run_id));
+    let bundle = serde_json::from_slice(&fsutil::read_file(&evidence)?)?;
+    let now = cleanroom_formats::clock::now_unix();
+    for path in &report.outputs {
+        let file = fsutil::read_file(path)?;
+        match open_verified(&file, member, &sk, signed.contract(), &bundle, now) {
+            Ok(v) if v.opened.content.kind == kind && v.opened.content.name == name => {
+                return Ok(v);
+            }
+            Ok(_) | Err(OutputError::Envelope(EnvelopeError::NotARecipient(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!(
+        "run {} has no {kind} output `{name}` for {member}",
+        report.run_id
+    )
 }
 
 /// Steps 8 to 10: train a model on the joined data (weights to the advertiser only), score
@@ -379,9 +435,7 @@ async fn module_steps(
     parties: &Parties<'_>,
     base: &RunConfig,
 ) -> anyhow::Result<()> {
-    let Parties {
-        room, pubd, advd, ..
-    } = *parties;
+    let Parties { room, advd, .. } = *parties;
     step(
         out,
         8,
@@ -395,7 +449,7 @@ async fn module_steps(
 
     let t_digest = cleanroom_room::sandbox::digest_hex(&training);
     let label_sql = format!(
-        "{FEATURES_SQL}, CASE WHEN MAX(c.user_id_hash) IS NULL THEN 0.0 ELSE 1.0 END AS label \
+        "{FEATURES_SQL}, CASE WHEN COUNT(c.user_id_hash) = 0 THEN 0.0 ELSE 1.0 END AS label \
 FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c \
 ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     );
@@ -415,8 +469,11 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
         "    the advertiser published module {}... (imports checked) and proposed the workload; both owners approved; the room ran it",
         &t_digest[..16]
     )?;
-    let metrics: std::collections::BTreeMap<String, f64> =
-        serde_json::from_slice(&open_output(&report, "-metrics.cro", "advertiser", advd)?)?;
+    let metrics: std::collections::BTreeMap<String, f64> = serde_json::from_slice(
+        &open_output(parties, &report, ContentKind::Metrics, "", "advertiser")?
+            .opened
+            .data,
+    )?;
     writeln!(
         out,
         "    the advertiser opens the metrics: {} users, accuracy {:.3}, loss {:.3}",
@@ -424,7 +481,15 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
         metrics.get("accuracy").copied().unwrap_or(0.0),
         metrics.get("loss").copied().unwrap_or(0.0)
     )?;
-    let model = open_output(&report, "-artifact-model.cro", "advertiser", advd)?;
+    let model = open_output(
+        parties,
+        &report,
+        ContentKind::Artifact,
+        "model",
+        "advertiser",
+    )?
+    .opened
+    .data;
     writeln!(
         out,
         "    and the model weights ({} bytes of JSON), sealed to it alone",
@@ -462,6 +527,7 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
         parties.sigs,
         "conversion-model",
         &model_key,
+        &room.join("data/conversion-model.sealed"),
     )?;
     writeln!(
         out,
@@ -486,16 +552,23 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     let text = inference_workload(
         "audience-scoring",
         "output = \"histogram\"\nbuckets = 10\n",
-        "\n[guards]\nmin_group_size = 50\ncount_column = \"rows\"\n",
+        "\n[guards]\nmin_group_size = 50\nunit_column = \"user_id_hash\"\n",
     );
     let report = parties
         .propose_approve_run("inference.toml", &text, Some(&inference), base)
         .await?;
-    let content = open_output(&report, "-table-score_histogram.cro", "publisher", pubd)?;
+    let content = open_output(
+        parties,
+        &report,
+        ContentKind::Table,
+        "score_histogram",
+        "publisher",
+    )?
+    .opened
+    .data;
     writeln!(
         out,
-        "    the publisher opens the score histogram ({} buckets under 50 users dropped):",
-        report.groups_dropped
+        "    the publisher opens the score histogram (buckets under 50 users dropped):"
     )?;
     print_table(out, &String::from_utf8_lossy(&content))?;
 
@@ -512,12 +585,14 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
     let report = parties
         .propose_approve_run("scores.toml", &text, Some(&inference), base)
         .await?;
-    let content = open_output(&report, "-table-scores.cro", "publisher", pubd)?;
+    let content = open_output(parties, &report, ContentKind::Table, "scores", "publisher")?
+        .opened
+        .data;
     let content = String::from_utf8_lossy(&content);
     writeln!(
         out,
         "    the publisher opens {} per-user scores (first 5 shown); the advertiser receives none:",
-        report.rows
+        content.lines().count().saturating_sub(1)
     )?;
     print_table(out, &content.lines().take(6).collect::<Vec<_>>().join("\n"))?;
     Ok(())
@@ -636,7 +711,7 @@ pub async fn scenario(
     step(
         out,
         2,
-        "Each data owner starts its own key broker on 127.0.0.1 (SQLite, keys sealed under a master key)",
+        "Each data owner starts its own key broker on 127.0.0.1 (SQLite, keys sealed under a master key; HTTPS with a self-signed key the contract pins)",
     )?;
     let mut brokers = Vec::new();
     for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
@@ -646,16 +721,29 @@ pub async fn scenario(
             mk.to_file_text().as_bytes(),
             FileMode::Secret,
         )?;
-        drop(Store::init(&d.join("kbs.db"), mk)?);
-        let b = BrokerProcess::start(&d.join("kbs.db"), &d.join("kbs.master-key"))?;
+        let db = d.join("kbs.db");
+        drop(Store::init(&db, mk)?);
+        // What `cleanroom kbs init` writes beside the database.
+        TlsIdentity::generate()?.write(
+            &cleanroom_kbs::tls::default_cert_path(&db),
+            &cleanroom_kbs::tls::default_key_path(&db),
+        )?;
+        let b = BrokerProcess::start(&db, &d.join("kbs.master-key"))?;
         writeln!(
             out,
-            "    {name}'s broker (cleanroom-kbs, its own process): {}",
-            b.url
+            "    {name}'s broker (cleanroom-kbs, its own process): {} (key SPKI SHA-256 {})",
+            b.url,
+            b.spki_sha256.as_deref().unwrap_or("none: plain HTTP")
         )?;
         brokers.push(b);
     }
-    let urls: Vec<String> = brokers.iter().map(|b| b.url.clone()).collect();
+    let urls: Vec<BrokerRef> = brokers
+        .iter()
+        .map(|b| BrokerRef {
+            url: b.url.clone(),
+            spki_sha256: b.spki_sha256.clone(),
+        })
+        .collect();
 
     step(
         out,
@@ -727,7 +815,14 @@ pub async fn scenario(
         // The broker's own process holds the database open; registering through a second
         // connection is what `cleanroom kbs put` does too (SQLite WAL).
         let store = store?;
-        let resource = kbs_cmd::put(&store, &contract, &sigs, ds, &key_path)?;
+        let resource = kbs_cmd::put(
+            &store,
+            &contract,
+            &sigs,
+            ds,
+            &key_path,
+            &room.join(&location),
+        )?;
         writeln!(
             out,
             "    {name}: {rows} rows of `{ds}` sealed as {} ({}); key registered at its broker as {resource}",
@@ -796,34 +891,51 @@ pub async fn scenario(
         "The advertiser opens the sealed result with its private key",
     )?;
     let output = report.outputs.first().context("the run wrote no output")?;
-    let file = fsutil::read_file(output)?;
-    let sk = keys::encryption_key(&advd.join("keys/advertiser.enc.key"))?;
-    let (h, content) = cleanroom_formats::envelope::open(&file, "advertiser", &sk)?;
+    let v = open_output(&parties, &report, ContentKind::Result, "", "advertiser")?;
     writeln!(
         out,
-        "    {} rows (campaigns reaching fewer than 50 users were dropped by the guard){}:",
-        h.rows,
-        if h.insecure {
+        "    signed by the run's host key {}..., the key its {} evidence binds; {} rows (campaigns reaching fewer than 50 users were dropped by the guard){}:",
+        &v.host.host_key_hex[..16],
+        v.host.claims.platform,
+        v.opened.content.rows,
+        if v.opened.header.insecure {
             "; marked INSECURE (simulated attestation)"
         } else {
             ""
         }
     )?;
-    print_table(out, &String::from_utf8_lossy(&content))?;
+    print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
 
     module_steps(out, &parties, &cfg).await?;
     suspension_step(out, &parties, &cfg).await?;
 
-    step(out, 12, "Anyone verifies the audit log")?;
+    step(
+        out,
+        12,
+        "Anyone verifies the audit log against the runs' evidence",
+    )?;
     let log = room.join(cleanroom_formats::audit::LOG_FILE);
-    let s = audit::verify_bytes(&fsutil::read_file(&log)?)?;
+    let runs = cleanroom_verify::commands::audit::load_evidence(
+        &[room.join("evidence")],
+        signed.contract(),
+        cleanroom_formats::clock::now_unix(),
+    )?;
+    let (s, a) = audit::verify_against_evidence(&fsutil::read_file(&log)?, &[], &runs)?;
     writeln!(
         out,
-        "    audit log verified: {} entries, {} signed checkpoint(s), head {}",
+        "    audit log verified: {} entries, {} checkpoint(s) signed by the key bound in their run's evidence ({} bundles verified against the contract), head {}",
         s.entries,
-        s.checkpoints,
+        a.checkpoints,
+        runs.len(),
         &s.head[..16]
     )?;
+    if a.uncovered_tail > 0 {
+        writeln!(
+            out,
+            "    the last {} entries (the refused run, which never attested) are covered by no attested checkpoint",
+            a.uncovered_tail
+        )?;
+    }
     drop(brokers);
     writeln!(
         out,
@@ -832,9 +944,17 @@ pub async fn scenario(
     )?;
     writeln!(
         out,
-        "          cleanroom output open --in {} --name advertiser --key {}",
+        "          cleanroom audit verify --log {} --evidence {} --contract {}",
+        log.display(),
+        room.join("evidence").display(),
+        contract.display()
+    )?;
+    writeln!(
+        out,
+        "          cleanroom output open --in {} --name advertiser --key {} --contract {}",
         output.display(),
-        advd.join("keys/advertiser.enc.key").display()
+        advd.join("keys/advertiser.enc.key").display(),
+        contract.display()
     )?;
     Ok(report)
 }

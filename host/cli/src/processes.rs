@@ -81,11 +81,15 @@ pub fn room_binary() -> anyhow::Result<PathBuf> {
 #[derive(Debug)]
 pub struct BrokerProcess {
     child: Child,
+    /// `https://127.0.0.1:PORT`.
     pub url: String,
+    /// The SPKI SHA-256 of the certificate it serves, as it printed it.
+    pub spki_sha256: Option<String>,
 }
 
 impl BrokerProcess {
-    /// Start `cleanroom-kbs serve` on a free port of 127.0.0.1 and wait until it listens.
+    /// Start `cleanroom-kbs serve` over HTTPS (the certificate and key beside `db`, as
+    /// `kbs init` writes them) on a free port of 127.0.0.1 and wait until it listens.
     pub fn start(db: &Path, master_key: &Path) -> anyhow::Result<Self> {
         ensure_built()?;
         let bin = sibling("cleanroom-kbs")?;
@@ -99,15 +103,25 @@ impl BrokerProcess {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("broker stdout")?;
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        stdout.read_line(&mut line)?;
+        let mut pin_line = String::new();
+        stdout.read_line(&mut pin_line)?;
+        let (Some(addr), Some(pin)) = (
+            line.trim().strip_prefix("listening on "),
+            pin_line.trim().strip_prefix("spki-sha256 "),
+        ) else {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("{} did not start (it printed {line:?})", bin.display());
+            bail!(
+                "{} did not start over HTTPS (it printed {line:?} {pin_line:?})",
+                bin.display()
+            );
         };
         Ok(Self {
-            url: format!("http://{addr}"),
+            url: format!("https://{addr}"),
+            spki_sha256: Some(pin.to_string()),
             child,
         })
     }

@@ -217,21 +217,35 @@ fn demo_prints_guarded_table_and_verified_audit_log() {
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
-    // The log it leaves verifies through the CLI as well.
+    // The log it leaves verifies through the CLI as well, against the runs' evidence.
+    let o = cleanroom(&[
+        "audit",
+        "verify",
+        "--log",
+        dir.join("room/audit.jsonl").to_str().unwrap(),
+        "--evidence",
+        dir.join("room/evidence").to_str().unwrap(),
+        "--contract",
+        dir.join("room/contract.toml").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("audit log verified"));
+    // Without the evidence it says plainly that nothing ties the checkpoints to hardware.
     let o = cleanroom(&[
         "audit",
         "verify",
         "--log",
         dir.join("room/audit.jsonl").to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("audit log verified"));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("UNVERIFIED"));
 }
 
 /// A broker process, killed when dropped.
 struct Broker {
     child: std::process::Child,
-    url: String,
+    /// The contract's `broker = ..., broker_spki_sha256 = ...` for it.
+    key_fields: String,
 }
 
 impl Drop for Broker {
@@ -259,16 +273,20 @@ fn start_broker(db: &Path, mk: &Path) -> Broker {
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut line, mut pin) = (String::new(), String::new());
+    out.read_line(&mut line).unwrap();
+    out.read_line(&mut pin).unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected: {line}"));
+    let pin = pin
+        .trim()
+        .strip_prefix("spki-sha256 ")
+        .unwrap_or_else(|| panic!("unexpected: {pin}"));
     Broker {
-        url: format!("http://{addr}"),
+        key_fields: format!("broker = \"https://{addr}\", broker_spki_sha256 = \"{pin}\""),
         child,
     }
 }
@@ -355,7 +373,7 @@ format = "csv"
 schema = [ {{ name = "region", type = "string" }}, {{ name = "amount", type = "int64" }}, {{ name = "customer", type = "string" }} ]
 allowed_fields = ["region", "amount"]
 location = "sales.sealed"
-key = {{ broker = "{a}", resource = "alice/dataset/sales" }}
+key = {{ {a}, resource = "alice/dataset/sales" }}
 
 [[datasets]]
 name = "targets"
@@ -364,7 +382,7 @@ format = "json"
 schema = [ {{ name = "region", type = "string" }}, {{ name = "target", type = "int64" }} ]
 allowed_fields = ["region", "target"]
 location = "targets.sealed"
-key = {{ broker = "{b}", resource = "bob/dataset/targets" }}
+key = {{ {b}, resource = "bob/dataset/targets" }}
 
 [outputs]
 recipients = ["bob"]
@@ -372,8 +390,8 @@ recipients = ["bob"]
 [guards]
 min_group_size = 3
 "#,
-            a = brokers[0].url,
-            b = brokers[1].url
+            a = brokers[0].key_fields,
+            b = brokers[1].key_fields
         ),
     );
     ok(&["contract", "verify", "--contract", &p("room/contract.toml")]);
@@ -429,6 +447,8 @@ min_group_size = 3
             ds,
             "--key",
             &p(&format!("{ds}.key")),
+            "--sealed",
+            &p(&format!("room/{ds}.sealed")),
         ]);
     }
     std::fs::write(
@@ -495,8 +515,15 @@ recipients = ["bob"]
         "bob",
         "--key",
         &p("keys/bob.enc.key"),
+        "--contract",
+        &p("room/contract.toml"),
     ]);
     assert!(opened.status.success(), "{}", stderr(&opened));
+    assert!(
+        stderr(&opened).contains("signed by run "),
+        "{}",
+        stderr(&opened)
+    );
     // west has 2 sales rows (< 3): dropped. The customer column never left the owner.
     assert_eq!(
         String::from_utf8_lossy(&opened.stdout),
@@ -513,6 +540,8 @@ recipients = ["bob"]
         "alice",
         "--key",
         &p("keys/alice.enc.key"),
+        "--contract",
+        &p("room/contract.toml"),
     ]);
     assert_clean_failure(&o, 2, "not among this output's recipients");
     // A member verifies the run's evidence against the contract.
@@ -530,7 +559,16 @@ recipients = ["bob"]
         &p("room/contract.toml"),
     ]);
     assert!(v.starts_with("VERIFIED sim evidence"), "{v}");
-    let v = ok(&["audit", "verify", "--log", &p("room/audit.jsonl")]);
+    let v = ok(&[
+        "audit",
+        "verify",
+        "--log",
+        &p("room/audit.jsonl"),
+        "--evidence",
+        &p("room/evidence"),
+        "--contract",
+        &p("room/contract.toml"),
+    ]);
     assert!(v.starts_with("audit log verified: "), "{v}");
     // Bob's output anchors the log as it was when the output was sealed.
     let anchor = stderr(&opened)
@@ -546,6 +584,10 @@ recipients = ["bob"]
         &p("room/audit.jsonl"),
         "--anchor",
         &anchor,
+        "--evidence",
+        &p("room/evidence"),
+        "--contract",
+        &p("room/contract.toml"),
     ]);
     assert!(v.contains("every anchored entry is present (1)"), "{v}");
     let o = cleanroom(&[
@@ -664,7 +706,7 @@ recipients = ["bob"]
         .to_string();
     let workload = |kind: &str, digest: &str| {
         format!(
-            "name = \"funnel\"\nkind = \"{kind}\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n[output]\nrecipients = [\"bob\"]\n[guards]\ncount_column = \"users\"\n"
+            "name = \"funnel\"\nkind = \"{kind}\"\ninputs = [\"impressions\"]\nmodule_digest = \"{digest}\"\n[output]\nrecipients = [\"bob\"]\n[guards]\nunit_column = \"user_id\"\n"
         )
     };
     std::fs::write(p("room/funnel.toml"), workload("query", &digest)).unwrap();
@@ -726,7 +768,7 @@ recipients = ["bob"]
     // The workload edited after the proposal: the owner's approval is refused.
     std::fs::write(
         p("room/funnel.toml"),
-        workload("query", &digest).replace("users", "n"),
+        workload("query", &digest).replace("user_id", "uid"),
     )
     .unwrap();
     let approve_alice = || {

@@ -3,9 +3,17 @@
 //! `POST /kbs/v0/auth` [`AuthRequest`] → [`Challenge`] and a `kbs-session-id` cookie;
 //! `POST /kbs/v0/attest` [`Attestation`] → [`AttestResult`];
 //! `GET /kbs/v0/resource/<repo>/<type>/<tag>` → a [`crate::jwe::Jwe`].
-//! Errors are [`ErrorBody`] with a stable `type` and a human `detail` naming the failed check.
+//! Errors are [`ErrorBody`] with a stable `type` ([`RefusalKind`]) and a human `detail`
+//! naming the failed check.
+//!
+//! Cleanroom's additions, carried where RCAR leaves room: the auth request's `extra-params`
+//! names the contract ([`AuthExtra`]), and the challenge's `extra-params` answers with the
+//! newest audit log head the broker saw for it ([`ChallengeExtra`]); the room then proves its
+//! own head extends that one with the log entries in between ([`RuntimeData::audit_proof`]).
 
 use serde::{Deserialize, Serialize};
+
+use crate::audit::Entry;
 
 pub const PROTOCOL_VERSION: &str = "0.4.0";
 pub const SESSION_COOKIE: &str = "kbs-session-id";
@@ -27,6 +35,36 @@ pub struct Challenge {
     pub extra_params: serde_json::Value,
 }
 
+/// The auth request's `extra-params` from a Cleanroom room: the contract it runs under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuthExtra {
+    pub contract_digest: String,
+}
+
+/// An audit log head: the last entry's `seq` and `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The challenge's `extra-params` from a Cleanroom broker: the newest audit log head an
+/// attested host of the contract presented to it (`null` when none did).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChallengeExtra {
+    #[serde(default)]
+    pub audit_head: Option<AuditHead>,
+}
+
+impl ChallengeExtra {
+    /// Read from a challenge's `extra-params` (absent or `""` from a plain RCAR broker).
+    pub fn from_value(v: &serde_json::Value) -> Self {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+}
+
 /// What the host binds into REPORT_DATA (SHA-384 of its RFC 8785 canonical JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -46,6 +84,12 @@ pub struct RuntimeData {
     /// was rolled back or replaced).
     pub audit_seq: u64,
     pub audit_hash: String,
+    /// The room's log entries after the head the broker named in its challenge, up to and
+    /// including (`audit-seq`, `audit-hash`): the broker recomputes each entry's hash and
+    /// the chain from the head it stored to the presented one, and refuses a head that does
+    /// not extend it. Empty when the broker named no head (or the same one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_proof: Vec<Entry>,
 }
 
 impl RuntimeData {
@@ -73,8 +117,44 @@ pub struct AttestResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: RefusalKind,
     pub detail: String,
+}
+
+/// The stable `type` of a broker's refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// No session, or it expired (call auth again).
+    NoSession,
+    /// The runtime data's nonce is not the session's unused challenge.
+    NonceMismatch,
+    UnknownContract,
+    ContractInvalid,
+    EvidenceRefused,
+    NotApproved,
+    MalformedRequest,
+    NotAttested,
+    UnknownResource,
+    OtherContract,
+    NotAnInput,
+    Suspended,
+    /// The presented audit head is older than one the broker saw.
+    AuditRolledBack,
+    /// The presented audit head does not extend the one the broker saw (no valid chain).
+    AuditNotExtended,
+    GovernanceRefused,
+    /// The broker could not record the release durably, so it did not release.
+    NotRecorded,
+    /// The broker holds as many sessions as it may.
+    TooManySessions,
+    /// The request body is larger than the route accepts.
+    TooLarge,
+    Internal,
+    /// A kind this client does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Cleanroom's governance route at a broker (not part of the KBS protocol).

@@ -3,7 +3,12 @@
 //! owner's *withheld* key of those columns (`withheld_kid`, `withheld_key`). The withheld key
 //! never leaves the owner: `kbs put` registers only `key`, so the room can never decrypt
 //! those columns.
+//!
+//! What a broker stores and releases adds `"file_id"`: the [`FileIdentity`] of the sealed
+//! file the owner registered with the key (`kbs put`), which the room requires of the file
+//! it reads.
 
+use crate::fsutil::FileMode;
 use std::path::Path;
 
 use base64::Engine;
@@ -12,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{FormatError, Result};
-use crate::fsutil::{self, FileMode};
+use crate::fsutil;
+use crate::identity::FileIdentity;
 use crate::stream::DataKey;
 
 #[derive(Serialize, Deserialize)]
@@ -25,6 +31,8 @@ struct KeyFile {
     withheld_kid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     withheld_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file_id: Option<FileIdentity>,
 }
 
 /// An owner's keys for one dataset.
@@ -56,18 +64,67 @@ impl std::fmt::Debug for DatasetKeys {
     }
 }
 
-/// The key file of `key` alone: what a broker stores and releases.
+/// The key file of `key` alone.
 pub fn to_json(key: &DataKey, dataset: &str) -> Zeroizing<Vec<u8>> {
-    encode(key, None, dataset)
+    encode(key, None, dataset, None)
 }
 
-fn encode(key: &DataKey, withheld: Option<&DataKey>, dataset: &str) -> Zeroizing<Vec<u8>> {
+/// What a broker stores and releases: the key file of `key` alone, with the identity of the
+/// sealed file the owner registered it for.
+pub fn released_to_json(
+    key: &DataKey,
+    dataset: &str,
+    file_id: &FileIdentity,
+) -> Zeroizing<Vec<u8>> {
+    encode(key, None, dataset, Some(file_id))
+}
+
+/// A key as a broker stores and releases it.
+#[derive(Clone)]
+pub struct Released {
+    pub key: DataKey,
+    pub dataset: String,
+    /// The sealed file the owner registered the key for (`None` only in a broker database
+    /// written before identities were registered; the room refuses that).
+    pub file_id: Option<FileIdentity>,
+}
+
+impl std::fmt::Debug for Released {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Released")
+            .field("kid", &self.key.id_hex())
+            .field("dataset", &self.dataset)
+            .field("file_id", &self.file_id)
+            .finish()
+    }
+}
+
+/// Parse a stored or released key (a withheld key is refused, as in [`from_json`]).
+pub fn released_from_json(bytes: &[u8], path: &str) -> Result<Released> {
+    let (keys, dataset, file_id) = decode(bytes, path)?;
+    if keys.withheld.is_some() {
+        return Err(withheld_refused(path));
+    }
+    Ok(Released {
+        key: keys.key,
+        dataset,
+        file_id,
+    })
+}
+
+fn encode(
+    key: &DataKey,
+    withheld: Option<&DataKey>,
+    dataset: &str,
+    file_id: Option<&FileIdentity>,
+) -> Zeroizing<Vec<u8>> {
     let kf = KeyFile {
         kid: key.id_hex(),
         key: B64.encode(key.key_bytes()),
         dataset: dataset.to_string(),
         withheld_kid: withheld.map(DataKey::id_hex),
         withheld_key: withheld.map(|w| B64.encode(w.key_bytes())),
+        file_id: file_id.cloned(),
     };
     let out = Zeroizing::new(serde_json::to_vec_pretty(&kf).expect("serialises"));
     drop(Zeroizing::new(kf.key));
@@ -75,7 +132,7 @@ fn encode(key: &DataKey, withheld: Option<&DataKey>, dataset: &str) -> Zeroizing
     out
 }
 
-fn decode(bytes: &[u8], path: &str) -> Result<(DatasetKeys, String)> {
+fn decode(bytes: &[u8], path: &str) -> Result<(DatasetKeys, String, Option<FileIdentity>)> {
     let bad = |what: &str| FormatError::BadKeyFile {
         path: path.to_string(),
         what: what.to_string(),
@@ -102,18 +159,22 @@ fn decode(bytes: &[u8], path: &str) -> Result<(DatasetKeys, String)> {
     };
     drop(Zeroizing::new(kf.key));
     drop(kf.withheld_key.map(Zeroizing::new));
-    Ok((DatasetKeys { key, withheld }, kf.dataset))
+    Ok((DatasetKeys { key, withheld }, kf.dataset, kf.file_id))
+}
+
+fn withheld_refused(path: &str) -> FormatError {
+    FormatError::BadKeyFile {
+        path: path.to_string(),
+        what: "carries a withheld column key, which must never reach a broker".into(),
+    }
 }
 
 /// Parse a released or stored key file: the key alone (a withheld key is refused here, so
 /// one can never be registered at or released by a broker).
 pub fn from_json(bytes: &[u8], path: &str) -> Result<(DataKey, String)> {
-    let (keys, dataset) = decode(bytes, path)?;
+    let (keys, dataset, _) = decode(bytes, path)?;
     if keys.withheld.is_some() {
-        return Err(FormatError::BadKeyFile {
-            path: path.to_string(),
-            what: "carries a withheld column key, which must never reach a broker".into(),
-        });
+        return Err(withheld_refused(path));
     }
     Ok((keys.key, dataset))
 }
@@ -122,7 +183,7 @@ pub fn from_json(bytes: &[u8], path: &str) -> Result<(DataKey, String)> {
 pub fn write(path: &Path, keys: &DatasetKeys, dataset: &str) -> Result<()> {
     fsutil::write_file_atomic(
         path,
-        &encode(&keys.key, keys.withheld.as_ref(), dataset),
+        &encode(&keys.key, keys.withheld.as_ref(), dataset, None),
         FileMode::Secret,
     )
 }
@@ -130,5 +191,6 @@ pub fn write(path: &Path, keys: &DatasetKeys, dataset: &str) -> Result<()> {
 /// Read an owner's key file.
 pub fn read(path: &Path) -> Result<(DatasetKeys, String)> {
     let bytes = Zeroizing::new(fsutil::read_file(path)?);
-    decode(&bytes, &path.display().to_string())
+    let (keys, dataset, _) = decode(&bytes, &path.display().to_string())?;
+    Ok((keys, dataset))
 }

@@ -6,8 +6,12 @@
 //!
 //! ## Module map
 //! - [`stream`]: the sealed-stream format (AES-256-GCM segments, header digest as AAD).
-//! - [`envelope`]: the output envelope (HPKE per recipient around a sealed stream).
+//! - [`envelope`]: the output envelope (HPKE per recipient around a sealed stream, signed by
+//!   the run's identity key; module-chosen names only in the sealed inner header).
 //! - [`keyfile`]: dataset key files; [`keys`]: member signing and encryption key files.
+//! - [`identity`]: the identity of a sealed dataset file (what an owner registers with its
+//!   key, so the room refuses another version of the file).
+//! - [`tls`] (feature `tls`): the pinned-key TLS client configuration for key brokers.
 //! - [`kbs_protocol`], [`jwe`]: the key broker protocol's wire types and its JWE.
 //! - [`audit`]: the audit log's entry format and its typed vocabulary ([`audit::Step`],
 //!   [`audit::Decision`]).
@@ -23,6 +27,7 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod fsutil;
+pub mod identity;
 pub mod jwe;
 pub mod kbs_protocol;
 pub mod keyfile;
@@ -33,5 +38,7 @@ pub mod parquet;
 pub mod stream;
 #[cfg(feature = "tabular")]
 pub mod tabular;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use error::{ErrorClass, FormatError, StreamError};

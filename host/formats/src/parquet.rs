@@ -20,6 +20,9 @@ use parquet::file::properties::WriterProperties;
 
 use crate::keyfile::DatasetKeys;
 
+/// The last four bytes of a Parquet file whose footer is encrypted (plaintext: `PAR1`).
+pub const ENCRYPTED_FOOTER_MAGIC: &[u8; 4] = b"PARE";
+
 /// The AAD prefix binding a file to its dataset name.
 pub fn aad_prefix(dataset: &str) -> Vec<u8> {
     format!("cleanroom:dataset:{dataset}").into_bytes()

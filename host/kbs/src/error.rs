@@ -13,6 +13,12 @@ pub enum KbsError {
     WrongMasterKey { path: String },
     #[error("broker master key {path}: not a broker master key (base64 of 32 bytes)")]
     BadMasterKey { path: String },
+    #[error("cannot listen: {what}")]
+    Listen { what: String },
+    #[error("broker TLS identity: {what}")]
+    Tls { what: String },
+    #[error("refusing to serve plain HTTP on {addr}: plain HTTP is for 127.0.0.1 only")]
+    PlainHttpNotLoopback { addr: String },
 }
 
 impl KbsError {
@@ -20,7 +26,11 @@ impl KbsError {
         match self {
             KbsError::Format(e) => e.class(),
             KbsError::WrongMasterKey { .. } => ErrorClass::Refused,
-            KbsError::Store { .. } | KbsError::BadMasterKey { .. } => ErrorClass::Invalid,
+            KbsError::Store { .. }
+            | KbsError::BadMasterKey { .. }
+            | KbsError::Tls { .. }
+            | KbsError::Listen { .. }
+            | KbsError::PlainHttpNotLoopback { .. } => ErrorClass::Invalid,
         }
     }
 }

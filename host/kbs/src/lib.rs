@@ -10,7 +10,9 @@
 //! ## Module map
 //! - [`store`]: the SQLite database, keys sealed under the master key.
 //! - [`release`]: the release decision, as proof types.
-//! - [`server`]: the axum HTTP server.
+//! - [`server`]: the axum HTTPS server (sessions bounded per client, bodies capped per
+//!   route, refusals counted rather than stored in full).
+//! - [`tls`]: the broker's self-signed TLS identity (pinned by contracts) and its listener.
 //! - [`commands`]: `init|serve|put|events` (clap), shared with the `cleanroom` CLI.
 //! - [`error`]: the errors, [`KbsError`].
 //!
@@ -21,6 +23,7 @@ pub mod error;
 pub mod release;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use error::KbsError;
 

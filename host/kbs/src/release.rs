@@ -15,8 +15,9 @@ use cleanroom_policy::{Contract, PolicyError, SignedContract, Workload};
 use p384::PublicKey;
 
 use crate::store::Store;
-use cleanroom_formats::kbs_protocol::Attestation;
-use cleanroom_formats::stream::DataKey;
+use cleanroom_formats::audit::Entry;
+use cleanroom_formats::kbs_protocol::{Attestation, RefusalKind};
+use cleanroom_formats::keyfile::Released;
 use cleanroom_verify::reference;
 
 /// Why the broker refused. `kind()` is the stable wire `type`.
@@ -50,30 +51,49 @@ pub enum Refusal {
         "the host's audit log is behind one this broker already saw (entry {presented} presented, entry {seen} seen): the log was rolled back or replaced"
     )]
     AuditRolledBack { presented: u64, seen: u64 },
+    #[error(
+        "the host's audit log head (entry {presented}) does not extend the head this broker saw (entry {seen}): {why}; the log was rolled back and padded, or replaced"
+    )]
+    AuditNotExtended {
+        presented: u64,
+        seen: u64,
+        why: &'static str,
+    },
     #[error("governance message refused: {0}")]
     BadGovernance(PolicyError),
+    #[error("the release could not be recorded durably, so the key was not released")]
+    NotRecorded,
+    #[error("the broker holds as many sessions as it may; try again later")]
+    TooManySessions,
+    #[error("the request body is larger than this route accepts")]
+    TooLarge,
     #[error("broker storage error")]
     Store,
 }
 
 impl Refusal {
-    pub fn kind(&self) -> &'static str {
+    /// The stable wire `type`.
+    pub fn kind(&self) -> RefusalKind {
         match self {
-            Refusal::NoSession => "no-session",
-            Refusal::NonceMismatch => "nonce-mismatch",
-            Refusal::UnknownContract { .. } => "unknown-contract",
-            Refusal::ContractInvalid(_) => "contract-invalid",
-            Refusal::Evidence(_) => "evidence-refused",
-            Refusal::NotApproved(_) => "not-approved",
-            Refusal::Malformed(_) => "malformed-request",
-            Refusal::NotAttested => "not-attested",
-            Refusal::UnknownResource { .. } => "unknown-resource",
-            Refusal::OtherContract { .. } => "other-contract",
-            Refusal::NotAnInput { .. } => "not-an-input",
-            Refusal::Suspended(_) => "suspended",
-            Refusal::AuditRolledBack { .. } => "audit-rolled-back",
-            Refusal::BadGovernance(_) => "governance-refused",
-            Refusal::Store => "internal",
+            Refusal::NoSession => RefusalKind::NoSession,
+            Refusal::NonceMismatch => RefusalKind::NonceMismatch,
+            Refusal::UnknownContract { .. } => RefusalKind::UnknownContract,
+            Refusal::ContractInvalid(_) => RefusalKind::ContractInvalid,
+            Refusal::Evidence(_) => RefusalKind::EvidenceRefused,
+            Refusal::NotApproved(_) => RefusalKind::NotApproved,
+            Refusal::Malformed(_) => RefusalKind::MalformedRequest,
+            Refusal::NotAttested => RefusalKind::NotAttested,
+            Refusal::UnknownResource { .. } => RefusalKind::UnknownResource,
+            Refusal::OtherContract { .. } => RefusalKind::OtherContract,
+            Refusal::NotAnInput { .. } => RefusalKind::NotAnInput,
+            Refusal::Suspended(_) => RefusalKind::Suspended,
+            Refusal::AuditRolledBack { .. } => RefusalKind::AuditRolledBack,
+            Refusal::AuditNotExtended { .. } => RefusalKind::AuditNotExtended,
+            Refusal::BadGovernance(_) => RefusalKind::GovernanceRefused,
+            Refusal::NotRecorded => RefusalKind::NotRecorded,
+            Refusal::TooManySessions => RefusalKind::TooManySessions,
+            Refusal::TooLarge => RefusalKind::TooLarge,
+            Refusal::Store => RefusalKind::Internal,
         }
     }
 }
@@ -103,7 +123,8 @@ pub fn attest(
     now_unix: u64,
 ) -> Result<Attested, Refusal> {
     let rd = &att.runtime_data;
-    if rd.nonce != nonce {
+    // A used challenge is gone from its session; an empty one never matches.
+    if nonce.is_empty() || rd.nonce != nonce {
         return Err(Refusal::NonceMismatch);
     }
     let (text, sigs) = store
@@ -135,21 +156,15 @@ pub fn attest(
         approval::check(&contract, &workload, &approvals).map_err(Refusal::NotApproved)?;
     let tee_pubkey = PublicKey::from_jwk_str(&rd.tee_pubkey.to_string())
         .map_err(|_| Refusal::Malformed("tee-pubkey is not a P-384 JWK".into()))?;
-    // I5: the attested host's audit log must not be behind what an earlier host of this
-    // contract presented here (the evidence binds the presented head). Same entry number
-    // with another hash is a replaced log too.
+    // I5: the attested host's audit log must extend the newest head an earlier host of this
+    // contract presented here (the evidence binds the presented head and the entries that
+    // prove it). Checked and raised under one lock, so two sessions cannot both pass.
     let digest = contract.digest().hex();
-    if let Some((seen, seen_hash)) = store.audit_head(&digest).map_err(|_| Refusal::Store)?
-        && (rd.audit_seq < seen || (rd.audit_seq == seen && rd.audit_hash != seen_hash))
-    {
-        return Err(Refusal::AuditRolledBack {
-            presented: rd.audit_seq,
-            seen,
-        });
-    }
     store
-        .raise_audit_head(&digest, rd.audit_seq, &rd.audit_hash)
-        .map_err(|_| Refusal::Store)?;
+        .advance_audit_head(&digest, rd.audit_seq, &rd.audit_hash, |seen| {
+            check_extends(seen, rd.audit_seq, &rd.audit_hash, &rd.audit_proof)
+        })
+        .map_err(|_| Refusal::Store)??;
     Ok(Attested {
         contract,
         workload,
@@ -157,6 +172,62 @@ pub fn attest(
         tee_pubkey,
         claims: verified.claims().clone(),
     })
+}
+
+/// Whether the presented head (`seq`, `hash`) extends `seen`, the newest head stored for the
+/// contract, given `proof`: the presenter's log entries up to and including its head, from
+/// some entry at or before `seen.seq + 1`. Each entry's hash is recomputed
+/// ([`Entry::compute_hash`]) and each must name the one before it as `prev`.
+pub fn check_extends(
+    seen: Option<(u64, &str)>,
+    seq: u64,
+    hash: &str,
+    proof: &[Entry],
+) -> Result<(), Refusal> {
+    let Some((seen_seq, seen_hash)) = seen else {
+        return Ok(());
+    };
+    if seq < seen_seq || (seq == seen_seq && hash != seen_hash) {
+        return Err(Refusal::AuditRolledBack {
+            presented: seq,
+            seen: seen_seq,
+        });
+    }
+    if seq == seen_seq {
+        return Ok(());
+    }
+    let not = |why| Refusal::AuditNotExtended {
+        presented: seq,
+        seen: seen_seq,
+        why,
+    };
+    for (i, e) in proof.iter().enumerate() {
+        if e.compute_hash() != e.hash {
+            return Err(not("an entry of the proof does not hash to its `hash`"));
+        }
+        if i > 0 && (proof[i - 1].seq.checked_add(1) != Some(e.seq) || e.prev != proof[i - 1].hash)
+        {
+            return Err(not("the proof's entries are not a chain"));
+        }
+    }
+    match proof.last() {
+        Some(last) if last.seq == seq && last.hash == hash => {}
+        _ => return Err(not("the proof does not end at the presented head")),
+    }
+    let first = &proof[0];
+    let joins = if first.seq == seen_seq + 1 {
+        first.prev == seen_hash
+    } else if first.seq <= seen_seq {
+        proof[(seen_seq - first.seq) as usize].hash == seen_hash
+    } else {
+        return Err(not("the proof starts after the head the broker saw"));
+    };
+    if !joins {
+        return Err(not(
+            "the chain does not pass through the head the broker saw",
+        ));
+    }
+    Ok(())
 }
 
 /// I3: a member's suspension recorded at this broker stops every release for the contract,
@@ -214,8 +285,9 @@ pub fn verify_stored_contract(text: &str, sigs: &[String]) -> Result<SignedContr
     SignedContract::verify(contract, &sigs)
 }
 
-/// Release the key of `path` to an attested session.
-pub fn release(store: &Store, attested: &Attested, path: &str) -> Result<DataKey, Refusal> {
+/// Release the key of `path` to an attested session, with the identity of the sealed file
+/// the owner registered it for.
+pub fn release(store: &Store, attested: &Attested, path: &str) -> Result<Released, Refusal> {
     let rec = store
         .resource(path)
         .map_err(|_| Refusal::Store)?
@@ -257,4 +329,81 @@ pub fn release(store: &Store, attested: &Attested, path: &str) -> Result<DataKey
         .unseal_key(path)
         .map_err(|_| Refusal::Store)?
         .ok_or_else(|| Refusal::UnknownResource { path: path.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cleanroom_formats::audit::{Decision, Step, ZERO};
+
+    /// A valid chain of `n` entries whose reasons start with `tag`.
+    fn chain(n: u64, tag: &str) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::new();
+        for seq in 0..n {
+            let mut e = Entry {
+                seq,
+                prev: out.last().map_or(ZERO.to_string(), |p| p.hash.clone()),
+                time: "2026-01-01T00:00:00Z".into(),
+                event: Step::Run,
+                subject: "s".into(),
+                decision: Decision::Ok,
+                reason: format!("{tag} {seq}"),
+                run: None,
+                host_key: None,
+                signature: None,
+                insecure: None,
+                hash: String::new(),
+            };
+            e.hash = e.compute_hash();
+            out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn a_head_extends_the_seen_one_only_through_a_chain_passing_through_it() {
+        let log = chain(10, "real");
+        let seen = (4, log[4].hash.as_str());
+        let head = &log[9];
+        // No head seen yet: anything goes (first contact).
+        assert!(check_extends(None, 3, "x", &[]).is_ok());
+        // The entries after the seen head, or starting earlier: accepted.
+        assert!(check_extends(Some(seen), 9, &head.hash, &log[5..]).is_ok());
+        assert!(check_extends(Some(seen), 9, &head.hash, &log[2..]).is_ok());
+        // Same head: accepted without proof; same seq, other hash: rolled back.
+        assert!(check_extends(Some(seen), 4, &log[4].hash, &[]).is_ok());
+        assert!(matches!(
+            check_extends(Some(seen), 4, &log[3].hash, &[]),
+            Err(Refusal::AuditRolledBack { .. })
+        ));
+        assert!(matches!(
+            check_extends(Some(seen), 3, &log[3].hash, &[]),
+            Err(Refusal::AuditRolledBack { .. })
+        ));
+        // No proof, a gap, a proof that stops short, or an edited entry: not extended.
+        for proof in [&[][..], &log[6..], &log[5..9]] {
+            assert!(matches!(
+                check_extends(Some(seen), 9, &head.hash, proof),
+                Err(Refusal::AuditNotExtended { .. })
+            ));
+        }
+        let mut edited = log[5..].to_vec();
+        edited[2].reason = "edited".into();
+        assert!(matches!(
+            check_extends(Some(seen), 9, &head.hash, &edited),
+            Err(Refusal::AuditNotExtended { .. })
+        ));
+        // Another history (rolled back to before the seen head and padded): its entries
+        // chain among themselves but not through the seen head.
+        let other = chain(12, "padded");
+        assert!(matches!(
+            check_extends(Some(seen), 11, &other[11].hash, &other[5..]),
+            Err(Refusal::AuditNotExtended { .. })
+        ));
+        assert!(matches!(
+            check_extends(Some(seen), 11, &other[11].hash, &other[..]),
+            Err(Refusal::AuditNotExtended { .. })
+        ));
+    }
 }

@@ -18,7 +18,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::error::{KbsError, Result};
-use cleanroom_formats::keyfile;
+use cleanroom_formats::identity::FileIdentity;
+use cleanroom_formats::keyfile::{self, Released};
 use cleanroom_formats::stream::DataKey;
 
 const CHECK_PLAINTEXT: &[u8] = b"cleanroom-kbs-master-key-check-v1";
@@ -230,17 +231,37 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 
-    /// Remember `(seq, hash)` as the contract's newest audit head if it is newer.
-    pub fn raise_audit_head(&self, contract_digest: &str, seq: u64, hash: &str) -> Result<()> {
+    /// Move the contract's audit head to (`seq`, `hash`) if `check` accepts it given the
+    /// stored head (`None` before any). The read, the check and the write happen under one
+    /// lock of the database, so concurrent sessions cannot both pass against the old head.
+    /// The outer error is storage; the inner one is `check`'s refusal.
+    pub fn advance_audit_head<E>(
+        &self,
+        contract_digest: &str,
+        seq: u64,
+        hash: &str,
+        check: impl FnOnce(Option<(u64, &str)>) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
         let c = self.conn.lock().expect("lock");
+        let seen: Option<(u64, String)> = c
+            .query_row(
+                "SELECT seq, hash FROM audit_heads WHERE contract_digest = ?1",
+                params![contract_digest],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Err(refused) = check(seen.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+            return Ok(Err(refused));
+        }
+        let seq = i64::try_from(seq).map_err(|_| self.err("audit seq out of range"))?;
         c.execute(
             "INSERT INTO audit_heads (contract_digest, seq, hash) VALUES (?1, ?2, ?3)
-             ON CONFLICT(contract_digest) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
-             WHERE excluded.seq > audit_heads.seq",
-            params![contract_digest, seq as i64, hash],
+             ON CONFLICT(contract_digest) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            params![contract_digest, seq, hash],
         )
         .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Every suspend/resume message recorded for a contract (base64 COSE), in the order
@@ -288,9 +309,15 @@ impl Store {
         }
     }
 
-    /// Store a dataset key for `resource`, sealed under the master key.
-    pub fn put_key(&self, rec: &ResourceRecord, key: &DataKey) -> Result<()> {
-        let plain = keyfile::to_json(key, &rec.dataset);
+    /// Store a dataset key for `resource`, sealed under the master key with the identity
+    /// of the sealed file the owner registered (released with the key).
+    pub fn put_key(
+        &self,
+        rec: &ResourceRecord,
+        key: &DataKey,
+        file_id: &FileIdentity,
+    ) -> Result<()> {
+        let plain = keyfile::released_to_json(key, &rec.dataset, file_id);
         let sealed = self.master.seal(rec.path.as_bytes(), &plain);
         let c = self.conn.lock().expect("lock");
         c.execute(
@@ -319,7 +346,7 @@ impl Store {
     }
 
     /// Unseal the key of `path`. Only [`crate::release`] calls this, with a release proof.
-    pub(crate) fn unseal_key(&self, path: &str) -> Result<Option<DataKey>> {
+    pub(crate) fn unseal_key(&self, path: &str) -> Result<Option<Released>> {
         let sealed: Option<Vec<u8>> = {
             let c = self.conn.lock().expect("lock");
             c.query_row(
@@ -338,8 +365,7 @@ impl Store {
                 "sealed key of `{path}` does not open (tampered row?)"
             ))
         })?;
-        let (key, _) = keyfile::from_json(&plain, path)?;
-        Ok(Some(key))
+        Ok(Some(keyfile::released_from_json(&plain, path)?))
     }
 
     pub fn record_event(

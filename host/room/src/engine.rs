@@ -27,6 +27,7 @@ use datafusion::prelude::{ParquetReadOptions, SQLOptions, SessionConfig, Session
 
 use crate::error::{QueryRefusal, Result, RoomError};
 use crate::guards;
+use crate::rules::{self, CheckedPlan, Destination};
 use cleanroom_formats::stream::DataKey;
 use cleanroom_formats::tabular::{allowed, contract_schema, parse_rows, same_logical_type};
 pub use cleanroom_formats::tabular::{pretty, to_csv, to_json_lines};
@@ -60,11 +61,26 @@ fn datafusion_decryption(
     }
 }
 
+/// A runtime with a bounded memory pool and no disk manager: nothing spills.
+fn memory_only_runtime(
+    memory_limit: usize,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory_limit)))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .map_err(RoomError::engine)
+}
+
 /// A DataFusion session for one run.
 pub struct Engine {
     ctx: SessionContext,
     /// dataset name → (all schema fields, allowed fields)
     inputs: Vec<(String, Vec<String>, Vec<String>)>,
+    /// The registered datasets, whose query rules every query obeys.
+    datasets: Vec<Dataset>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -76,28 +92,54 @@ impl std::fmt::Debug for Engine {
 }
 
 /// What a query produced, before the guard: its output schema (without the group
-/// count) and batches that carry the host's per-group count column
-/// ([`guards::GROUP_COUNT_COLUMN`]).
+/// counts) and batches that carry the host's per-group count columns (`count_columns`:
+/// distinct privacy units per scanned dataset that declares one, or
+/// [`guards::GROUP_COUNT_COLUMN`]).
 #[derive(Debug)]
 pub struct Counted {
     pub output_schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    pub count_columns: Vec<String>,
 }
 
 impl Engine {
     pub fn new(memory_limit: usize) -> Result<Self> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory_limit)))
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
-            )
-            .build_arc()
-            .map_err(RoomError::engine)?;
+        let runtime = memory_only_runtime(memory_limit)?;
         let config = SessionConfig::new().with_information_schema(false);
         Ok(Self {
             ctx: SessionContext::new_with_config_rt(config, runtime),
             inputs: Vec::new(),
+            datasets: Vec::new(),
         })
+    }
+
+    /// An engine whose views have the contract's allowed fields and no rows: what the run
+    /// plans the approved SQL against, to check the query rules before any key is
+    /// requested.
+    pub fn for_planning(datasets: &[&Dataset]) -> Result<Self> {
+        let mut engine = Self::new(64 << 20)?;
+        for ds in datasets
+            .iter()
+            .filter(|d| d.format != cleanroom_policy::contract::DataFormat::File)
+        {
+            let schema = contract_schema(ds);
+            let idx: Vec<usize> = allowed(ds)
+                .iter()
+                .map(|f| {
+                    schema
+                        .index_of(f)
+                        .expect("allowed fields are in the schema")
+                })
+                .collect();
+            let view = Arc::new(schema.project(&idx).expect("indices are valid"));
+            let table = MemTable::try_new(view, vec![vec![]]).map_err(RoomError::engine)?;
+            engine
+                .ctx
+                .register_table(ds.name.get_ref().as_str(), Arc::new(table))
+                .map_err(RoomError::engine)?;
+            engine.remember(ds);
+        }
+        Ok(engine)
     }
 
     fn remember(&mut self, ds: &Dataset) {
@@ -106,6 +148,46 @@ impl Engine {
             ds.schema.iter().map(|f| f.name.get_ref().clone()).collect(),
             allowed(ds),
         ));
+        self.datasets.push(ds.clone());
+    }
+
+    /// The distinct privacy units of the registered datasets that declare one, as text;
+    /// `None` when none does.
+    pub async fn privacy_units(&self) -> Result<Option<std::collections::HashSet<String>>> {
+        let mut out: Option<std::collections::HashSet<String>> = None;
+        for ds in &self.datasets {
+            let Some(unit) = ds.privacy_unit() else {
+                continue;
+            };
+            let batches = self
+                .ctx
+                .table(ds.name.get_ref().as_str())
+                .await
+                .and_then(|t| t.select_columns(&[unit]))
+                .and_then(|t| t.distinct())
+                .map_err(RoomError::engine)?
+                .collect()
+                .await
+                .map_err(|_| RoomError::QueryFailed {
+                    category: "reading privacy units",
+                })?;
+            let set = out.get_or_insert_with(Default::default);
+            for b in batches {
+                let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+                    .map_err(RoomError::engine)?;
+                let col = col
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .ok_or_else(|| RoomError::engine("privacy units are not text"))?;
+                set.extend(col.iter().flatten().map(str::to_string));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The registered datasets, whose query rules a module's `query` import obeys.
+    pub fn datasets(&self) -> &[Dataset] {
+        &self.datasets
     }
 
     /// Register CSV/JSON plaintext as a view of the allowed fields. Returns the row count.
@@ -146,6 +228,15 @@ impl Engine {
         encrypted: Vec<u8>,
     ) -> Result<u64> {
         let name = ds.name.get_ref().clone();
+        // Parquet Modular Encryption with an encrypted footer ends in "PARE"; a plaintext
+        // file ("PAR1") would be read as is. Only the key holder can write an encrypted
+        // footer, and the footer (authenticated) holds every column's crypto metadata.
+        if !encrypted.ends_with(cleanroom_formats::parquet::ENCRYPTED_FOOTER_MAGIC) {
+            return Err(RoomError::InputNotSealed {
+                dataset: name,
+                expected: "Parquet Modular Encryption with an encrypted footer",
+            });
+        }
         let unreadable = |what: &str| cleanroom_formats::FormatError::DatasetUnreadable {
             dataset: name.clone(),
             format: "parquet",
@@ -233,28 +324,41 @@ impl Engine {
         Ok((schema, batches))
     }
 
-    /// Run a query for a module's `query(sql)` import: queries only, over the same views.
-    /// Errors are categories, never DataFusion's text.
+    /// Run a query for a module's `query(sql)` import: queries only, over the same views,
+    /// under the same query rules as released SQL except what may reach the result (it stays
+    /// in the sandbox). Errors are categories or rule refusals, never DataFusion's text.
     pub async fn module_query(
         ctx: &SessionContext,
+        datasets: &[Dataset],
         sql: &str,
+        deadline: std::time::Instant,
     ) -> std::result::Result<Vec<RecordBatch>, String> {
-        let opts = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
         let df = ctx
-            .sql_with_options(sql, opts)
+            .sql_with_options(sql, query_only())
             .await
             .map_err(|e| format!("query refused: {}", e.find_root()))?;
-        df.collect()
+        let (state, plan) = df.into_parts();
+        let inputs: Vec<&Dataset> = datasets.iter().collect();
+        let checked = rules::check(plan, &inputs, Destination::Sandbox)
+            .map_err(|e| format!("query refused: {e}"))?;
+        let (plan, _) = checked.into_parts();
+        let failed = |_| "query failed while executing (details withheld)".to_string();
+        let physical = state.create_physical_plan(&plan).await.map_err(failed)?;
+        // Every operator checks the deadline: a query that computes for hours in one poll
+        // stops at its next batch once the run's time is up.
+        let physical = crate::deadline::wrap(physical, deadline).map_err(failed)?;
+        datafusion::physical_plan::collect(physical, state.task_ctx())
             .await
-            .map_err(|_| "query failed while executing (details withheld)".to_string())
+            .map_err(failed)
     }
 
-    /// A handle on the session (for the module query callback).
-    pub fn context(&self) -> SessionContext {
-        self.ctx.clone()
+    /// A session over the same views whose memory pool is `memory_limit` bytes: what a
+    /// module's `query(sql)` import runs in, so its queries stay within the module's budget.
+    pub fn module_context(&self, memory_limit: usize) -> Result<SessionContext> {
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_runtime_env(memory_only_runtime(memory_limit)?)
+            .build();
+        Ok(SessionContext::new_with_state(state))
     }
 
     fn map_plan_error(&self, e: DataFusionError) -> RoomError {
@@ -290,20 +394,30 @@ impl Engine {
         }
     }
 
-    /// Plan `sql` (queries only), add the host's group count to the plan, execute it.
-    pub async fn execute(&self, sql: &str) -> Result<Counted> {
-        let opts = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
+    /// Plan `sql` (queries only) and check it against the query rules for a released
+    /// output, without executing it.
+    pub async fn check(&self, sql: &str) -> Result<CheckedPlan> {
+        self.check_for(sql, Destination::Release).await
+    }
+
+    /// Plan `sql` (queries only) and check it against the query rules for `destination`.
+    pub async fn check_for(&self, sql: &str, destination: Destination) -> Result<CheckedPlan> {
         let df = self
             .ctx
-            .sql_with_options(sql, opts)
+            .sql_with_options(sql, query_only())
             .await
             .map_err(|e| self.map_plan_error(e))?;
         let (_, plan) = df.into_parts();
-        let output_schema = Arc::new(plan.schema().as_arrow().clone());
-        let counted = guards::add_group_count(plan)?;
+        let inputs: Vec<&Dataset> = self.datasets.iter().collect();
+        Ok(rules::check(plan, &inputs, destination)?)
+    }
+
+    /// Plan `sql` (queries only), check the query rules, add the host's group counts to the
+    /// plan, execute it.
+    pub async fn execute(&self, sql: &str) -> Result<Counted> {
+        let checked = self.check(sql).await?;
+        let output_schema = Arc::new(checked.plan().schema().as_arrow().clone());
+        let (counted, count_columns) = guards::add_group_count(checked)?;
         let batches = self
             .ctx
             .execute_logical_plan(counted)
@@ -312,15 +426,30 @@ impl Engine {
             .collect()
             .await
             .map_err(|e| RoomError::QueryFailed {
-                category: match e.find_root() {
-                    DataFusionError::ResourcesExhausted(_) => "memory limit reached",
-                    DataFusionError::ArrowError(..) => "arithmetic or cast error",
-                    _ => "execution error",
-                },
+                category: execution_category(&e),
             })?;
         Ok(Counted {
             output_schema,
             batches,
+            count_columns,
         })
+    }
+}
+
+/// Queries only: no DDL, DML or `SET`.
+fn query_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The category an execution error is reported as. Arithmetic, cast, overflow and
+/// division-by-zero errors depend on data values, so all of them are one category: which one
+/// happened (and on which value) is not said.
+fn execution_category(e: &DataFusionError) -> &'static str {
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(_) => "memory limit reached",
+        _ => "execution error",
     }
 }

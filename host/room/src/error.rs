@@ -2,6 +2,7 @@
 //! member, dataset, column names; never data values, never module-chosen text).
 
 use cleanroom_attest::AttestError;
+use cleanroom_formats::kbs_protocol::RefusalKind;
 use cleanroom_formats::{ErrorClass, FormatError};
 use cleanroom_policy::PolicyError;
 use cleanroom_verify::audit::AuditError;
@@ -24,6 +25,79 @@ pub enum QueryRefusal {
     NotAggregate { node: String },
     #[error("`{column}` is reserved")]
     ReservedColumn { column: String },
+    /// A query rule (`crate::rules`) refused the plan, at `node` (one line of the plan, as
+    /// DataFusion prints it: names and the query's own literals, never data values).
+    #[error("{violation} (at plan node `{node}`)")]
+    Rule {
+        violation: RuleViolation,
+        node: String,
+    },
+}
+
+/// Which query rule a plan breaks (see `crate::rules` and docs/privacy.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleViolation {
+    #[error(
+        "aggregate `{function}` is not allowed: only COUNT, SUM, AVG, and MIN/MAX on min_max columns (nothing that returns an input value or a concatenation of them)"
+    )]
+    AggregateNotAllowed { function: String },
+    #[error("window function `{function}` is not allowed: window functions release row values")]
+    WindowFunction { function: String },
+    #[error(
+        "{function} of `{dataset}.{column}` releases one row's value, and `{column}` is not in the min_max columns of `{dataset}`"
+    )]
+    MinMaxNotDeclared {
+        function: String,
+        dataset: String,
+        column: String,
+    },
+    #[error("{function} of an aggregated value releases one group's value")]
+    MinMaxOfAggregate { function: String },
+    #[error("{function} of `{dataset}.{column}`, which is not a metric of `{dataset}`")]
+    AggregateOfNonMetric {
+        function: String,
+        dataset: String,
+        column: String,
+    },
+    #[error("`{dataset}.{column}` is not a metric of `{dataset}`")]
+    NotAMetric { dataset: String, column: String },
+    #[error(
+        "COUNT takes plain columns or `*`, not an expression (an expression can single out one row of a large group)"
+    )]
+    CountOfExpression,
+    #[error(
+        "aggregate FILTER clauses are not allowed (a filter can single out one row of a large group): use WHERE"
+    )]
+    AggregateFilter,
+    #[error(
+        "`{dataset}.{column}` reaches the output but is not a dimension of `{dataset}` (join keys, metrics and privacy units leave only inside allowed aggregates)"
+    )]
+    NotReleasable { dataset: String, column: String },
+    #[error(
+        "`{dataset}.{column}` is used in a condition but is neither a dimension nor a filter column of `{dataset}`"
+    )]
+    NotFilterable { dataset: String, column: String },
+    #[error(
+        "a join needs an equality on declared join keys: a cross join or a join on a condition alone multiplies rows"
+    )]
+    JoinWithoutKey,
+    #[error("join key `{dataset}.{column}` is not in the join_keys of `{dataset}`")]
+    NotAJoinKey { dataset: String, column: String },
+    #[error("join keys must be plain columns of a dataset, not expressions or aggregates")]
+    JoinKeyNotAColumn,
+    #[error(
+        "rows come only from the contract's datasets: `{table}` is refused (VALUES, generate_series and other row sources can multiply rows)"
+    )]
+    RowSource { table: String },
+    #[error("scalar function `{function}` is not allowed (see docs/privacy.md for the list)")]
+    ScalarFunctionNotAllowed { function: String },
+    #[error("{what} is not allowed")]
+    Unsupported { what: &'static str },
+    #[error(
+        "the privacy unit `{column}` of `{dataset}` does not reach the output's aggregate as a plain column: keep it (group by it, join on it) in every subquery, so the host can count distinct units per group"
+    )]
+    PrivacyUnitNotTracked { dataset: String, column: String },
 }
 
 /// Why the guards refused what a run produced (nothing is sealed after one).
@@ -32,14 +106,31 @@ pub enum QueryRefusal {
 pub enum GuardRefusal {
     #[error("output has {rows} rows, more than max_output_rows {max}")]
     TooManyRows { rows: u64, max: u64 },
-    #[error("module table has {rows} rows, more than max_output_rows {max}")]
-    TooManyTableRows { rows: u64, max: u64 },
+    /// The table's row count is the module's choice, so it is not said.
+    #[error("a module table has more rows than max_output_rows {max}")]
+    TooManyTableRows { max: u64 },
     #[error("output has no count column `{column}` for the group-size guard")]
     NoCountColumn { column: String },
     #[error("count column `{column}` is not an integer")]
     CountNotInteger { column: String },
-    #[error("the module wrote a table but the workload sets no guards.count_column")]
-    CountColumnNotDeclared,
+    #[error(
+        "the module wrote a table but the workload sets no guards.unit_column (the column holding each row's privacy unit)"
+    )]
+    UnitColumnNotDeclared,
+    #[error("a module table has no guards.unit_column column")]
+    NoUnitColumn,
+    /// A unit value the inputs do not have (or a null): the module invented people. The
+    /// value is not said.
+    #[error("a module table names a privacy unit that is not in the run's inputs")]
+    UnknownPrivacyUnit,
+    #[error("a module table has its own `units` column (the name of the host's count)")]
+    UnitsColumnTaken,
+    #[error("a module table has a column type the guard cannot group by")]
+    UnsupportedTable,
+    #[error(
+        "the module wrote a table but no input declares a privacy_unit, so the host cannot count people"
+    )]
+    NoPrivacyUnitInInputs,
     #[error("the module wrote artifacts but the workload names no artifact_recipients")]
     ArtifactsWithoutRecipients,
 }
@@ -63,8 +154,34 @@ pub enum RoomError {
     KeyRefused {
         broker: String,
         resource: String,
+        /// The broker's stable refusal type.
+        kind: RefusalKind,
         reason: String,
     },
+    #[error(
+        "key broker {broker} did not present the key the contract pins (SPKI SHA-256 {pinned}; it presented {presented}): refused before sending it anything"
+    )]
+    BrokerKeyMismatch {
+        broker: String,
+        pinned: String,
+        presented: String,
+    },
+    #[error("key broker {broker}: {reason}")]
+    BrokerNotPinned { broker: String, reason: String },
+    #[error(
+        "key broker {broker} released the key of `{dataset}` without the identity of the sealed file its owner registered (register it again with `kbs put --sealed`)"
+    )]
+    DatasetIdentityNotReleased { dataset: String, broker: String },
+    #[error(
+        "the sealed file of `{dataset}` is not the version its owner registered at the broker (registered {registered}, found {found})"
+    )]
+    DatasetVersionMismatch {
+        dataset: String,
+        registered: String,
+        found: String,
+    },
+    #[error("the sealed file of `{dataset}` has no readable identity: {reason}")]
+    DatasetUnidentifiable { dataset: String, reason: String },
     #[error("key broker {broker} could not be reached: {reason}")]
     BrokerUnreachable { broker: String, reason: String },
     #[error("dataset `{dataset}` has {rows} rows, fewer than its min_rows {min_rows}")]
@@ -72,6 +189,13 @@ pub enum RoomError {
         dataset: String,
         rows: u64,
         min_rows: u64,
+    },
+    #[error(
+        "dataset `{dataset}` is not encrypted as the contract says ({expected}): refused (a plaintext file stands in for the sealed one)"
+    )]
+    InputNotSealed {
+        dataset: String,
+        expected: &'static str,
     },
     #[error("column `{column}` is not in allowed_fields of {views}")]
     ColumnNotAllowed { column: String, views: String },
@@ -129,8 +253,14 @@ impl RoomError {
             | RoomError::Attestation(_)
             | RoomError::AuditBroken { .. }
             | RoomError::KeyRefused { .. }
+            | RoomError::BrokerKeyMismatch { .. }
+            | RoomError::BrokerNotPinned { .. }
+            | RoomError::DatasetIdentityNotReleased { .. }
+            | RoomError::DatasetVersionMismatch { .. }
+            | RoomError::DatasetUnidentifiable { .. }
             | RoomError::TooFewRows { .. }
             | RoomError::ColumnNotAllowed { .. }
+            | RoomError::InputNotSealed { .. }
             | RoomError::Query(_)
             | RoomError::Guard(_)
             | RoomError::Module(_)

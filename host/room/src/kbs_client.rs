@@ -1,17 +1,30 @@
 //! The host's side of the KBS protocol: auth → attest → resource, with fresh evidence
 //! binding the broker's nonce and an ephemeral key the resource is encrypted to.
+//!
+//! Brokers are reached over TLS pinned to the key the contract names
+//! (`broker_spki_sha256`, [`cleanroom_formats::tls`]): a server presenting any other key is
+//! refused during the handshake, before a byte of the request (or any evidence) is sent.
+//! Plain `http://` is used only where the contract allows it (127.0.0.1 under
+//! `allow_simulated`). The key comes back with the identity of the sealed file its owner
+//! registered, and the room's audit log head comes with the entries that prove it extends
+//! the head the broker last saw.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use cleanroom_attest::report_data_for;
 use p384::SecretKey;
 
 use crate::attestation::EvidenceSource;
 use crate::error::{Result, RoomError};
+use cleanroom_formats::audit::Entry;
 use cleanroom_formats::jwe::{self, Jwe};
 use cleanroom_formats::kbs_protocol::{
-    Attestation, AuthRequest, Challenge, ErrorBody, PROTOCOL_VERSION, RuntimeData, SESSION_COOKIE,
+    Attestation, AuthExtra, AuthRequest, Challenge, ChallengeExtra, ErrorBody, PROTOCOL_VERSION,
+    RefusalKind, RuntimeData, SESSION_COOKIE,
 };
-use cleanroom_formats::keyfile;
-use cleanroom_formats::stream::DataKey;
+use cleanroom_formats::keyfile::{self, Released};
+use cleanroom_formats::tls::{self, PinnedVerifier, SpkiPin};
 
 /// One key request.
 #[derive(Debug, Clone)]
@@ -23,45 +36,124 @@ pub struct KeyRequest<'a> {
     pub approvals: &'a [String],
     /// The room's audit log head (`seq`, `hash`) at the time of the request.
     pub audit_head: (u64, &'a str),
+    /// The room's audit log up to that head: the entries after the head the broker names
+    /// in its challenge are sent as the proof that the log extends it.
+    pub audit_log: &'a [Entry],
 }
 
-fn unreachable(req: &KeyRequest<'_>, e: impl std::fmt::Display) -> RoomError {
-    RoomError::BrokerUnreachable {
-        broker: req.broker.to_string(),
-        reason: e.to_string(),
+/// An HTTP client for one broker: TLS pinned to the broker's key, or plain HTTP where the
+/// contract allows it.
+#[derive(Debug, Clone)]
+pub struct BrokerClient {
+    broker: String,
+    http: reqwest::Client,
+    verifier: Option<Arc<PinnedVerifier>>,
+}
+
+impl BrokerClient {
+    /// A client for `broker` (the contract's URL) pinned to `spki_sha256` (the contract's
+    /// `broker_spki_sha256`, required for `https://`).
+    pub fn new(broker: &str, spki_sha256: Option<&str>, timeout: Duration) -> Result<Self> {
+        let not_pinned = |reason: String| RoomError::BrokerNotPinned {
+            broker: broker.to_string(),
+            reason,
+        };
+        let builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        let (builder, verifier) = if broker.starts_with("https://") {
+            let pin: SpkiPin = spki_sha256
+                .ok_or_else(|| not_pinned("an https broker needs broker_spki_sha256".into()))?
+                .parse()
+                .map_err(|e: tls::TlsError| not_pinned(e.to_string()))?;
+            let (config, verifier) =
+                tls::pinned_client_config(pin).map_err(|e| not_pinned(e.to_string()))?;
+            (builder.use_preconfigured_tls(config), Some(verifier))
+        } else if broker.starts_with("http://") && spki_sha256.is_none() {
+            (builder, None)
+        } else {
+            return Err(not_pinned(
+                "not an https:// URL with a pinned key or a plain http:// URL".into(),
+            ));
+        };
+        let http = builder.build().map_err(RoomError::engine)?;
+        Ok(Self {
+            broker: broker.to_string(),
+            http,
+            verifier,
+        })
+    }
+
+    /// A failed exchange: the pin refused the server, or the broker was not reached.
+    fn failed(&self, e: impl std::fmt::Display) -> RoomError {
+        if let Some(v) = &self.verifier
+            && let Some(presented) = v.presented_instead()
+        {
+            return RoomError::BrokerKeyMismatch {
+                broker: self.broker.clone(),
+                pinned: v.pin().to_string(),
+                presented,
+            };
+        }
+        RoomError::BrokerUnreachable {
+            broker: self.broker.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn base(&self) -> &str {
+        self.broker.trim_end_matches('/')
     }
 }
 
 async fn refusal(req: &KeyRequest<'_>, resp: reqwest::Response) -> RoomError {
     let status = resp.status();
-    let reason = match resp.json::<ErrorBody>().await {
-        Ok(b) => b.detail,
-        Err(_) => format!("HTTP {status}"),
+    let (kind, reason) = match resp.json::<ErrorBody>().await {
+        Ok(b) => (b.kind, b.detail),
+        Err(_) => (RefusalKind::Unknown, format!("HTTP {status}")),
     };
     RoomError::KeyRefused {
         broker: req.broker.to_string(),
         resource: req.resource.to_string(),
+        kind,
         reason,
     }
 }
 
-/// Run the protocol and return the released key.
+/// The entries of `log` after the broker's head, up to the presented head: what proves the
+/// presented head extends the broker's.
+fn audit_proof(log: &[Entry], broker_head: Option<u64>, head: u64) -> Vec<Entry> {
+    match broker_head {
+        Some(seen) if seen < head => log
+            .iter()
+            .filter(|e| e.seq > seen && e.seq <= head)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Run the protocol and return the released key with the identity of its sealed file.
 pub async fn fetch_key(
-    http: &reqwest::Client,
+    client: &BrokerClient,
     req: &KeyRequest<'_>,
     evidence: &dyn EvidenceSource,
-) -> Result<DataKey> {
-    let base = req.broker.trim_end_matches('/');
+) -> Result<Released> {
+    let base = client.base();
+    let http = &client.http;
     let resp = http
         .post(format!("{base}/kbs/v0/auth"))
         .json(&AuthRequest {
             version: PROTOCOL_VERSION.into(),
             tee: evidence.platform().to_string(),
-            extra_params: serde_json::Value::String(String::new()),
+            extra_params: serde_json::to_value(AuthExtra {
+                contract_digest: req.contract_digest.to_string(),
+            })
+            .expect("serialises"),
         })
         .send()
         .await
-        .map_err(|e| unreachable(req, e))?;
+        .map_err(|e| client.failed(e))?;
     if !resp.status().is_success() {
         return Err(refusal(req, resp).await);
     }
@@ -73,8 +165,11 @@ pub async fn fetch_key(
         .filter_map(|v| v.split(';').next())
         .find(|kv| kv.starts_with(&format!("{SESSION_COOKIE}=")))
         .map(str::to_string)
-        .ok_or_else(|| unreachable(req, "broker set no session cookie"))?;
-    let challenge: Challenge = resp.json().await.map_err(|e| unreachable(req, e))?;
+        .ok_or_else(|| client.failed("broker set no session cookie"))?;
+    let challenge: Challenge = resp.json().await.map_err(|e| client.failed(e))?;
+    let broker_head = ChallengeExtra::from_value(&challenge.extra_params)
+        .audit_head
+        .map(|h| h.seq);
 
     let tee_key = SecretKey::random(&mut rand::rngs::OsRng);
     let runtime_data = RuntimeData {
@@ -86,6 +181,7 @@ pub async fn fetch_key(
         approvals: req.approvals.to_vec(),
         audit_seq: req.audit_head.0,
         audit_hash: req.audit_head.1.to_string(),
+        audit_proof: audit_proof(req.audit_log, broker_head, req.audit_head.0),
     };
     let tee_evidence = evidence.collect(report_data_for(&runtime_data.canonical_json()))?;
     let resp = http
@@ -97,7 +193,7 @@ pub async fn fetch_key(
         })
         .send()
         .await
-        .map_err(|e| unreachable(req, e))?;
+        .map_err(|e| client.failed(e))?;
     if !resp.status().is_success() {
         return Err(refusal(req, resp).await);
     }
@@ -106,12 +202,11 @@ pub async fn fetch_key(
         .header(reqwest::header::COOKIE, &cookie)
         .send()
         .await
-        .map_err(|e| unreachable(req, e))?;
+        .map_err(|e| client.failed(e))?;
     if !resp.status().is_success() {
         return Err(refusal(req, resp).await);
     }
-    let jwe: Jwe = resp.json().await.map_err(|e| unreachable(req, e))?;
-    let plain = jwe::decrypt(&tee_key, &jwe).map_err(|e| unreachable(req, e))?;
-    let (key, _) = keyfile::from_json(&plain, req.resource)?;
-    Ok(key)
+    let jwe: Jwe = resp.json().await.map_err(|e| client.failed(e))?;
+    let plain = jwe::decrypt(&tee_key, &jwe).map_err(|e| client.failed(e))?;
+    Ok(keyfile::released_from_json(&plain, req.resource)?)
 }

@@ -10,7 +10,10 @@
 //! - [`run`]: one run of an approved workload as typed stages (admit → attest → keys →
 //!   load → SQL or module → guard → seal), audited at every decision.
 //! - [`engine`], [`guards`]: DataFusion over in-memory views of allowed fields; the
-//!   minimum-group-size guard as a plan rewrite.
+//!   minimum-group-size guard as a plan rewrite (distinct privacy units per group).
+//! - [`rules`]: the query rules on the logical plan (allowed aggregates and functions,
+//!   column roles, joins, where the privacy units are).
+//! - [`deadline`]: a deadline checked inside DataFusion's operators (a module's queries).
 //! - [`sandbox`]: Wasm components under wasmtime, linked only to their world's imports
 //!   (see `wit/` and `docs/modules.md`).
 //! - [`audit`]: the audit-log writer.
@@ -22,8 +25,9 @@
 //! ## What it refuses
 //! To run without every member's contract signature and every input owner's approval; to
 //! ask for keys before its own evidence satisfies the contract; to register any column
-//! outside `allowed_fields`; to release a non-aggregate result or a group below the minimum
-//! size; to write plaintext results anywhere but inside the sealed envelope.
+//! outside `allowed_fields`; a query breaking the contract's query rules (checked before
+//! any key is requested); to release a non-aggregate result or a group with fewer distinct
+//! privacy units than the minimum size; to write plaintext results anywhere but inside the sealed envelope.
 //!
 //! ## Trust boundary
 //! Everything outside the confidential VM is untrusted: files (authenticated on read),
@@ -37,10 +41,12 @@
 pub mod attestation;
 pub mod audit;
 pub mod commands;
+pub mod deadline;
 pub mod engine;
 pub mod error;
 pub mod guards;
 pub mod kbs_client;
+pub mod rules;
 pub mod run;
 pub mod sandbox;
 

@@ -1,9 +1,16 @@
 //! Verifying an audit log: the hash chain, every checkpoint signature, and the entries
-//! outputs anchor (`cleanroom audit verify`, and the room before it appends).
+//! outputs anchor (`cleanroom audit verify`, and the room before it appends); then, given
+//! the runs' verified evidence, which checkpoints count: a checkpoint's own `host_key` proves
+//! nothing (anyone can re-sign a rewritten log with a fresh key), so only a checkpoint signed
+//! by the key bound in its run's evidence covers the entries before it.
+
+use std::collections::BTreeMap;
 
 use cleanroom_formats::audit::{self, Entry, ParseError, Step, ZERO};
 use p384::ecdsa::signature::Verifier;
 use p384::ecdsa::{Signature, VerifyingKey};
+
+use crate::evidence::AttestedHost;
 
 /// What is wrong with a log, at which entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +38,14 @@ pub enum AuditError {
         "entry {seq}: is missing: an output anchors it, but the log ends at entry {last} (truncated)"
     )]
     AnchorMissing { seq: u64, last: u64 },
+    #[error(
+        "entry {seq}: checkpoint of run {run} is not signed by the key bound in that run's evidence (the log was rewritten and re-signed)"
+    )]
+    CheckpointKeyNotAttested { seq: u64, run: String },
+    #[error(
+        "no checkpoint in the log is signed by a key bound in the evidence given: nothing in its {entries} entries is tied to an attested room"
+    )]
+    NoAttestedCheckpoint { entries: u64 },
 }
 
 impl AuditError {
@@ -45,7 +60,9 @@ impl AuditError {
             | AuditError::CheckpointMalformed { seq }
             | AuditError::CheckpointSignatureInvalid { seq }
             | AuditError::AnchorRewritten { seq }
-            | AuditError::AnchorMissing { seq, .. } => *seq,
+            | AuditError::AnchorMissing { seq, .. }
+            | AuditError::CheckpointKeyNotAttested { seq, .. } => *seq,
+            AuditError::NoAttestedCheckpoint { .. } => 0,
         }
     }
 }
@@ -137,4 +154,78 @@ pub fn verify_with_anchors(text: &[u8], anchors: &[(u64, String)]) -> Result<Sum
         }
     }
     Ok(summary)
+}
+
+/// What the runs' evidence says about a log's checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attested {
+    /// Checkpoints signed by the key bound in their run's verified evidence.
+    pub checkpoints: u64,
+    /// Of those, by hosts whose evidence is simulated (INSECURE).
+    pub insecure: u64,
+    /// Checkpoints of runs without evidence (a run refused before it attested, or evidence
+    /// not given): they do not count.
+    pub unattested: u64,
+    /// Entries after the last attested checkpoint: nothing ties them to an attested room.
+    pub uncovered_tail: u64,
+    /// Runs whose evidence was given but whose checkpoint is not in the log (a run that
+    /// crashed, or a log cut or rewritten).
+    pub runs_without_checkpoint: Vec<String>,
+}
+
+/// Verify a log (as [`verify_with_anchors`]) and count only the checkpoints signed by the
+/// key bound in their run's verified evidence (`runs`: run id → the host its evidence
+/// proves). A checkpoint of a run whose evidence binds another key is an error (the log was
+/// re-signed); a checkpoint of a run without evidence does not count; a log none of whose
+/// checkpoints counts is refused.
+pub fn verify_against_evidence(
+    text: &[u8],
+    anchors: &[(u64, String)],
+    runs: &BTreeMap<String, AttestedHost>,
+) -> Result<(Summary, Attested), AuditError> {
+    let summary = verify_with_anchors(text, anchors)?;
+    let entries = audit::parse(text)?;
+    let mut attested = Attested {
+        checkpoints: 0,
+        insecure: 0,
+        unattested: 0,
+        uncovered_tail: summary.entries,
+        runs_without_checkpoint: Vec::new(),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for e in entries.iter().filter(|e| e.event == Step::Checkpoint) {
+        let host = e.run.as_ref().and_then(|r| runs.get(r).map(|h| (r, h)));
+        let Some((run, host)) = host else {
+            attested.unattested += 1;
+            continue;
+        };
+        // The signature was checked against `host_key` above; the key must be the run's.
+        if !e
+            .host_key
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case(&host.host_key_hex))
+        {
+            return Err(AuditError::CheckpointKeyNotAttested {
+                seq: e.seq,
+                run: run.clone(),
+            });
+        }
+        seen.insert(run.as_str());
+        attested.checkpoints += 1;
+        if host.insecure {
+            attested.insecure += 1;
+        }
+        attested.uncovered_tail = summary.entries - e.seq - 1;
+    }
+    if summary.entries > 0 && attested.checkpoints == 0 {
+        return Err(AuditError::NoAttestedCheckpoint {
+            entries: summary.entries,
+        });
+    }
+    attested.runs_without_checkpoint = runs
+        .keys()
+        .filter(|r| !seen.contains(r.as_str()))
+        .cloned()
+        .collect();
+    Ok((summary, attested))
 }

@@ -6,7 +6,11 @@
 //! `cleanroom-attest` only; its binary `cleanroom-verify` has no wasmtime, no DataFusion.
 //!
 //! ## Module map
-//! - [`audit`]: the hash chain, checkpoint signatures, output anchors.
+//! - [`audit`]: the hash chain, checkpoint signatures, output anchors, and which
+//!   checkpoints the runs' evidence makes count.
+//! - [`evidence`]: a run's identity key as its evidence proves it (REPORT_DATA binding
+//!   recomputed, HOST_DATA = the contract digest, the contract's attestation policy).
+//! - [`output`]: opening an output signed by its run's attested key.
 //! - [`reference`]: a contract's `[attestation]` section as reference values (used by the
 //!   room on itself, by every broker, and by members).
 //! - [`commands`]: `audit verify|show`, `output open|inspect`, `attest verify` (clap).
@@ -15,6 +19,8 @@
 pub mod audit;
 pub mod commands;
 pub mod error;
+pub mod evidence;
+pub mod output;
 pub mod reference;
 
 pub use error::VerifyError;
@@ -44,6 +50,8 @@ pub fn classify(
                 .downcast_ref::<cleanroom_attest::AttestError>()
                 .is_some()
             || cause.downcast_ref::<audit::AuditError>().is_some()
+            || cause.downcast_ref::<evidence::EvidenceError>().is_some()
+            || cause.downcast_ref::<output::OutputError>().is_some()
             || cause
                 .downcast_ref::<cleanroom_formats::envelope::EnvelopeError>()
                 .is_some()

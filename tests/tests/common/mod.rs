@@ -17,6 +17,7 @@ use cleanroom_formats::audit::Entry;
 use cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE;
 use cleanroom_kbs::server::{self, RunningBroker};
 use cleanroom_kbs::store::{MasterKey, Store};
+use cleanroom_kbs::tls::{self as kbs_tls, TlsIdentity};
 use cleanroom_room::RoomError;
 use cleanroom_room::attestation::{self, SimSource};
 use cleanroom_room::run::{RunConfig, RunReport};
@@ -63,6 +64,24 @@ pub fn member_dir(root: &Path, name: &str) -> PathBuf {
     root.join(name)
 }
 
+/// A running broker as a contract names it (URL and pinned key).
+pub fn broker_ref(b: &RunningBroker) -> demo::BrokerRef {
+    demo::BrokerRef {
+        url: b.url.clone(),
+        spki_sha256: b.spki_sha256.clone(),
+    }
+}
+
+/// A member's broker TLS identity (what its `kbs init` wrote beside its database).
+pub fn broker_identity(root: &Path, member: &str) -> TlsIdentity {
+    let db = member_dir(root, member).join("kbs.db");
+    TlsIdentity::read(
+        &kbs_tls::default_cert_path(&db),
+        &kbs_tls::default_key_path(&db),
+    )
+    .unwrap()
+}
+
 impl Room {
     pub async fn new(spec: Spec) -> Room {
         let tmp = tempfile::tempdir().unwrap();
@@ -80,16 +99,25 @@ impl Room {
                 FileMode::Secret,
             )
             .unwrap();
-            let store = Store::init(&d.join("kbs.db"), mk).unwrap();
+            let db = d.join("kbs.db");
+            let store = Store::init(&db, mk).unwrap();
+            // The broker's TLS identity, where `kbs init` writes it (the contract pins it).
+            let identity = TlsIdentity::generate().unwrap();
+            identity
+                .write(
+                    &kbs_tls::default_cert_path(&db),
+                    &kbs_tls::default_key_path(&db),
+                )
+                .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            brokers.push(server::spawn(store, listener).unwrap());
+            brokers.push(server::spawn(store, listener, Some(&identity)).unwrap());
         }
         let measurement = hex::encode(attestation::self_measurement().unwrap());
         let text = demo::contract_text(
             &entries,
             &measurement,
-            &format!("http://{}", brokers[0].addr),
-            &format!("http://{}", brokers[1].addr),
+            &broker_ref(&brokers[0]),
+            &broker_ref(&brokers[1]),
         );
         // Runs in this process measure the test binary; runs of the room binary (the CLI's
         // `run`, as the module guide does) measure `cleanroom-room`: the contract lists both.
@@ -135,7 +163,7 @@ impl Room {
                 &contract,
                 ds,
                 &plain_path,
-                &room.join(location),
+                &room.join(&location),
                 None,
                 spec.segment_size,
             )
@@ -143,7 +171,15 @@ impl Room {
             cleanroom_formats::keyfile::write(&key_path, &k, ds).unwrap();
             std::fs::remove_file(&plain_path).unwrap();
             let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
-            kbs_cmd::put(&store, &contract, &sigs, ds, &key_path).unwrap();
+            kbs_cmd::put(
+                &store,
+                &contract,
+                &sigs,
+                ds,
+                &key_path,
+                &room.join(&location),
+            )
+            .unwrap();
         }
         let workload = room.join("workload.toml");
         let wtext = demo::workload_text(&spec.sql);
@@ -287,8 +323,8 @@ impl Room {
             &member_dir(self.root(), "advertiser").join("keys/advertiser.enc.key"),
         )
         .unwrap();
-        let (_, content) = cleanroom_formats::envelope::open(&file, "advertiser", &sk).unwrap();
-        String::from_utf8(content.to_vec()).unwrap()
+        let opened = cleanroom_formats::envelope::open(&file, "advertiser", &sk).unwrap();
+        String::from_utf8(opened.data.to_vec()).unwrap()
     }
 
     /// Assert a refused run: no output, a `refused` audit entry for `event`, and return its reason.

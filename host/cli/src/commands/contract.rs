@@ -164,6 +164,10 @@ pub fn run(args: &ContractArgs) -> anyhow::Result<ExitCode> {
             for w in c.attestation_warnings() {
                 eprintln!("{w}");
             }
+            // And what the privacy guards leave at their legacy form.
+            for w in c.privacy_warnings() {
+                eprintln!("{w}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

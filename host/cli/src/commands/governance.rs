@@ -10,6 +10,7 @@ use cleanroom_policy::MessageType;
 use cleanroom_policy::governance::{self, GovernancePayload, Suspended};
 use cleanroom_policy::message::SignedMessage;
 
+use crate::broker_client::GovernanceError;
 use crate::commands::contract::{ContractFiles, append_message};
 use cleanroom_formats::keys;
 use cleanroom_formats::load::{GOVERNANCE_FILE, load_signed_contract, read_messages};
@@ -67,7 +68,7 @@ pub struct Delivered {
     /// Suspensions in force in the room's record afterwards (when a room was given).
     pub room: Option<Vec<Suspended>>,
     /// Per broker URL: the members suspending there afterwards, or why delivery failed.
-    pub brokers: Vec<(String, Result<Vec<String>, String>)>,
+    pub brokers: Vec<(String, Result<Vec<String>, GovernanceError>)>,
 }
 
 /// Sign a `suspend` or `resume` as the member whose key is `d.key` and deliver it to the
@@ -112,21 +113,27 @@ pub async fn deliver(kind: MessageType, d: &Delivery) -> anyhow::Result<Delivere
     };
     let mut brokers = Vec::new();
     if !d.offline {
-        let urls: BTreeSet<String> = signed
+        // Each broker with the key the contract pins for it (one pin per URL: contract
+        // parse refuses two).
+        let urls: BTreeSet<(String, Option<String>)> = signed
             .contract()
             .datasets
             .iter()
-            .map(|ds| ds.key.broker.get_ref().clone())
+            .map(|ds| {
+                (
+                    ds.key.broker.get_ref().clone(),
+                    ds.key
+                        .broker_spki_sha256
+                        .as_ref()
+                        .map(|p| p.get_ref().clone()),
+                )
+            })
             .collect();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
         let b64 = msg.to_base64();
-        for url in urls {
-            let r = crate::broker_client::send_governance(&http, &url, &b64)
+        for (url, pin) in urls {
+            let r = crate::broker_client::send_governance(&url, pin.as_deref(), &b64)
                 .await
-                .map(|r| r.suspended_by)
-                .map_err(|e| e.to_string());
+                .map(|r| r.suspended_by);
             brokers.push((url, r));
         }
     }

@@ -2,9 +2,10 @@
 //! and launched with the contract digest, must satisfy the contract's attestation policy
 //! before the room asks anyone for a key. The bundle is kept under `evidence/<run>.json`.
 
-use cleanroom_attest::{Expected, report_data_for};
+use cleanroom_attest::Expected;
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_formats::fsutil::{FileMode, Root};
+use cleanroom_verify::evidence::host_identity_report_data;
 use cleanroom_verify::reference::reference_values;
 use p384::ecdsa::{SigningKey, VerifyingKey};
 
@@ -43,13 +44,8 @@ pub(super) fn attest(
             .to_encoded_point(true)
             .as_bytes(),
     );
-    let binding = serde_json_canonicalizer::to_vec(&serde_json::json!({
-        "purpose": "cleanroom-host-identity",
-        "host_public_key": host_key_hex,
-        "contract_digest": digest.hex(),
-    }))
-    .expect("a JSON value serialises");
-    let report_data = report_data_for(&binding);
+    // The binding every verifier recomputes (`cleanroom_verify::evidence`).
+    let report_data = host_identity_report_data(&host_key_hex, &digest.hex());
     let mut bundle = match cfg.evidence.collect(report_data) {
         Ok(b) => b,
         Err(e) => return ctx.refuse(Step::Attestation, "host", e),

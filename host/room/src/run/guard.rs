@@ -2,11 +2,14 @@
 //! sealed. A [`Guarded`] value is the only thing the seal stage accepts, and only this
 //! module makes one.
 //!
-//! - SQL: groups counting fewer input rows than the minimum group size are dropped (the
-//!   count is the host's, added to the plan); the row cap; sealed to the output recipients.
-//! - Module tables: the workload's `guards.count_column` must be present and rows below the
-//!   minimum are dropped, or, under `output.row_level` (which the policy allowed only to
-//!   recipients every input's owner named), rows pass with the row cap only.
+//! - SQL: groups with fewer distinct privacy units (of every input that declares one; input
+//!   rows when none does) than the minimum group size are dropped (the counts are the
+//!   host's, added to the plan); the row cap; sealed to the output recipients.
+//! - Module tables: grouped by the host, which counts the distinct privacy units (named by
+//!   the workload's `guards.unit_column`, each checked against the inputs' units) behind
+//!   each group and drops groups below the minimum; or, under `output.row_level` (which the
+//!   policy allowed only to recipients every input's owner named), rows pass with the row
+//!   cap only.
 //! - Module metrics: sealed to the output recipients (as JSON).
 //! - Module artifacts (e.g. model weights): sealed only to `output.artifact_recipients`;
 //!   a module writing an artifact when the workload names none is refused.
@@ -21,7 +24,7 @@ use super::module::Produced;
 use super::{Ctx, Loaded};
 use crate::engine::{self, Counted};
 use crate::error::{GuardRefusal, Result};
-use crate::guards::{self, CountColumn};
+use crate::guards;
 use crate::sandbox::OutputName;
 
 /// What an output is, which decides its file name.
@@ -62,9 +65,8 @@ pub(super) fn sql_output(
     let g = loaded.guards();
     let (batches, dropped) = match guards::drop_small_groups(
         counted.batches,
-        guards::GROUP_COUNT_COLUMN,
+        &counted.count_columns,
         g.min_group_size,
-        CountColumn::Remove,
     ) {
         Ok(x) => x,
         Err(e) => return ctx.refuse(Step::Guard, &subject, e),
@@ -85,8 +87,18 @@ pub(super) fn sql_output(
         &subject,
         Decision::Applied,
         &format!(
-            "min_group_size {}: {dropped} groups dropped, {rows} rows released (cap {})",
-            g.min_group_size, g.max_output_rows
+            "min_group_size {} {}: {dropped} groups dropped, {rows} rows released (cap {})",
+            g.min_group_size,
+            if counted
+                .count_columns
+                .iter()
+                .any(|c| c == guards::GROUP_COUNT_COLUMN)
+            {
+                "input rows (no input declares a privacy unit)"
+            } else {
+                "distinct privacy units of every input that declares one"
+            },
+            g.max_output_rows
         ),
     )?;
     let schema = batches
@@ -150,6 +162,7 @@ pub(super) fn module_output(
     let digest = workload.module_digest.as_deref().unwrap_or("-");
     let subject = format!("module {digest}");
     let out = produced.outputs;
+    let input_units = produced.input_units;
     ctx.ok(
         Step::Module,
         &subject,
@@ -172,23 +185,23 @@ pub(super) fn module_output(
     }
     let recipients = &workload.output.recipients;
     let mut guarded = Vec::new();
-    let mut tally = Tally::default();
     for (name, view) in out.tables {
-        let (batches, d) = match loaded.output_rule() {
+        let (schema, batches) = match loaded.output_rule() {
             // Per-row output: the policy's proof that every input's owner named every
             // recipient in its row_recipients; no group guard, the row cap still holds.
-            OutputRule::PerRow(_) => (view.batches, 0),
+            OutputRule::PerRow(_) => (view.schema, view.batches),
+            // Guarded: the host counts the distinct privacy units behind each group; a count
+            // the module wrote claims nothing.
             OutputRule::Grouped => {
-                let Some(col) = &workload.guards.count_column else {
-                    return ctx.refuse(Step::Guard, &subject, GuardRefusal::CountColumnNotDeclared);
+                let Some(col) = &workload.guards.unit_column else {
+                    return ctx.refuse(Step::Guard, &subject, GuardRefusal::UnitColumnNotDeclared);
                 };
-                match guards::drop_small_groups(
-                    view.batches,
-                    col,
-                    g.min_group_size,
-                    CountColumn::Keep,
-                ) {
-                    Ok(x) => x,
+                let Some(units) = &input_units else {
+                    return ctx.refuse(Step::Guard, &subject, GuardRefusal::NoPrivacyUnitInInputs);
+                };
+                match guards::count_units(&view.schema, &view.batches, col, units, g.min_group_size)
+                {
+                    Ok(c) => (c.schema, c.batches),
                     Err(e) => return ctx.refuse(Step::Guard, &subject, e),
                 }
             }
@@ -199,40 +212,32 @@ pub(super) fn module_output(
                 Step::Guard,
                 &subject,
                 GuardRefusal::TooManyTableRows {
-                    rows: n,
                     max: g.max_output_rows,
                 },
             );
         }
-        tally.rows += n;
-        tally.dropped += d;
         guarded.push(Guarded {
             kind: OutputKind::Table(name),
             recipients: recipients.clone(),
-            content: engine::to_csv(&view.schema, &batches)?,
+            content: engine::to_csv(&schema, &batches)?,
             format: "csv",
-            columns: view
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
+            columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
             rows: n,
         });
     }
+    // The counts of a module's tables are the module's choice (a channel it could encode
+    // data in): they stay inside the sealed outputs, out of the audit log and the report.
     let applied = match loaded.output_rule() {
         OutputRule::PerRow(_) => format!(
-            "per-row output to {} (named in every input's row_recipients): {} rows released, max_output_rows {}",
+            "per-row output to {} (named in every input's row_recipients), max_output_rows {}",
             recipients.join(", "),
-            tally.rows,
             g.max_output_rows
         ),
         OutputRule::Grouped => format!(
-            "min_group_size {} on `{}`: {} rows dropped, {} rows released",
+            "min_group_size {} distinct privacy units (the host's count over `{}`), max_output_rows {}",
             g.min_group_size,
-            workload.guards.count_column.as_deref().unwrap_or("-"),
-            tally.dropped,
-            tally.rows
+            workload.guards.unit_column.as_deref().unwrap_or("-"),
+            g.max_output_rows
         ),
     };
     ctx.ok(Step::Guard, &subject, Decision::Applied, &applied)?;
@@ -259,5 +264,5 @@ pub(super) fn module_output(
     if let Some(log) = module_log(loaded, &produced.log, ctx)? {
         guarded.push(log);
     }
-    Ok((guarded, tally))
+    Ok((guarded, Tally::default()))
 }

@@ -99,13 +99,19 @@ pub(super) async fn load(
     let mut engine = Engine::new(cfg.memory_limit)?;
     let mut input_rows = Vec::new();
     let mut artifacts = BTreeMap::new();
-    for (name, key) in &keys {
+    for (name, key, file_id) in &keys {
         let ds = contract
             .dataset(name)
             .expect("approval::check validated the inputs");
         let location = ds.location.get_ref();
         let sealed = match data.read(location) {
             Ok(b) => b,
+            Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+        };
+        // The version its owner registered, or nothing (I2: the operator picks no version).
+        let unidentified = match super::keys::check_file_identity(name, ds.format, &sealed, file_id)
+        {
+            Ok(u) => u,
             Err(e) => return ctx.refuse(Step::Decrypt, name, e),
         };
         let sealed_error = |source| FormatError::Sealed {
@@ -115,6 +121,9 @@ pub(super) async fn load(
         if ds.format == DataFormat::File {
             match stream::open(key, Some(name), &sealed) {
                 Ok(plain) => {
+                    if let Some(e) = unidentified {
+                        return ctx.refuse(Step::Decrypt, name, e);
+                    }
                     ctx.ok(
                         Step::Decrypt,
                         name,
@@ -140,6 +149,9 @@ pub(super) async fn load(
             Ok(r) => r,
             Err(e) => return ctx.refuse(Step::Decrypt, name, e),
         };
+        if let Some(e) = unidentified {
+            return ctx.refuse(Step::Decrypt, name, e);
+        }
         if let Err(min_rows) = check_min_rows(contract, name, rows) {
             return ctx.refuse(
                 Step::Precondition,

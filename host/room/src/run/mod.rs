@@ -5,6 +5,8 @@
 //! ```text
 //! admit  → Admitted       contract signed by every member, no suspension in force,
 //!                         proposal by a listed proposer, every input owner's approval
+//! (rules)                 SQL: the query rules on the plan over empty views, so a query
+//!                         breaking them is refused before any evidence or key request
 //! attest → Attested       the room's own evidence, binding its identity key, satisfies the
 //!                         contract (before anyone is asked for a key)
 //! keys   → KeysReleased   each input's key from its owner's broker
@@ -85,6 +87,8 @@ pub struct RunReport {
     pub run_id: String,
     /// Sealed outputs written (result tables, metrics, artifacts, log under consent).
     pub outputs: Vec<PathBuf>,
+    /// Rows released and groups dropped by a SQL run. Zero for a module run: its counts are
+    /// the module's choice and stay inside the sealed outputs.
     pub rows: u64,
     pub groups_dropped: u64,
     pub input_rows: Vec<(String, u64)>,
@@ -106,6 +110,11 @@ fn new_run_id() -> String {
 /// The run's audit context: every stage records its decisions through it.
 pub(crate) struct Ctx<'a, 'r> {
     audit: &'a mut AuditLog<'r>,
+    /// The run's identity key (bound in its evidence): it signs the checkpoint and every
+    /// output.
+    identity: &'a SigningKey,
+    /// Outputs sealed so far: the next output's host-assigned index.
+    outputs: u32,
 }
 
 impl Ctx<'_, '_> {
@@ -142,10 +151,27 @@ impl Ctx<'_, '_> {
         Err(e)
     }
 
+    /// The run's identity key.
+    pub(crate) fn identity(&self) -> &SigningKey {
+        self.identity
+    }
+
+    /// The index of the next output (outputs are numbered from 0 in the order sealed).
+    pub(crate) fn next_output_index(&mut self) -> u32 {
+        let i = self.outputs;
+        self.outputs += 1;
+        i
+    }
+
     /// The log's head (`seq`, `hash`): what a key request carries and an output anchors.
     /// Every run appends entries before it asks for keys or seals, so the log has a head.
     pub(crate) fn anchor(&self) -> (u64, String) {
         self.audit.anchor().unwrap_or((0, String::new()))
+    }
+
+    /// The log's entries so far (a key request proves its head from them).
+    pub(crate) fn entries(&self) -> &[cleanroom_formats::audit::Entry] {
+        self.audit.entries()
     }
 }
 
@@ -158,7 +184,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     let identity = SigningKey::random(&mut rand::rngs::OsRng);
     let mut insecure = cfg.evidence.platform() == cleanroom_attest::Platform::Sim;
     let result = {
-        let mut ctx = Ctx { audit: &mut audit };
+        let mut ctx = Ctx {
+            audit: &mut audit,
+            identity: &identity,
+            outputs: 0,
+        };
         stages(cfg, &room, &run_id, &identity, &mut insecure, &mut ctx).await
     };
     audit.checkpoint(&identity, insecure)?;
@@ -175,6 +205,7 @@ async fn stages(
 ) -> Result<RunReport> {
     let mut phases = Vec::new();
     let admitted = admit::admit(cfg, ctx)?;
+    sql::check_before_keys(&admitted, ctx).await?;
     let t = std::time::Instant::now();
     let attested = attest::attest(admitted, cfg, room, run_id, identity, ctx)?;
     *insecure = attested.insecure();

@@ -25,18 +25,47 @@ use crate::sandbox::{
 pub(super) struct Produced {
     pub outputs: RunOutputs,
     pub log: RunLog,
+    /// The privacy units of the inputs (`None` when no input declares one): what the guard
+    /// checks a module table's unit column against.
+    pub input_units: Option<std::collections::HashSet<String>>,
 }
 
-/// The module's `query(sql)` import, answered by the run's engine (same views, queries only).
+/// The module's `query(sql)` import, answered by the run's engine (same views, queries
+/// only), within the module's memory limit and the run's deadline: a query still running at
+/// the deadline is dropped, and the module is stopped at its next instruction.
 struct EngineQuery {
     ctx: SessionContext,
+    /// The inputs, whose query rules the module's SQL obeys.
+    datasets: Vec<cleanroom_policy::contract::Dataset>,
     handle: tokio::runtime::Handle,
 }
 
 impl HostQuery for EngineQuery {
-    fn query(&self, sql: &str) -> std::result::Result<Vec<arrow::array::RecordBatch>, String> {
-        // Called from the sandbox's blocking thread, never from a runtime worker.
-        self.handle.block_on(Engine::module_query(&self.ctx, sql))
+    fn query(
+        &self,
+        sql: &str,
+        deadline: std::time::Instant,
+    ) -> std::result::Result<Vec<arrow::array::RecordBatch>, String> {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // Called from the sandbox's blocking thread, never from a runtime worker. The query
+        // runs as its own task, so the timeout fires even while it computes; its operators
+        // check the deadline themselves (`crate::deadline`), so it also stops computing.
+        let (ctx, datasets, sql) = (self.ctx.clone(), self.datasets.clone(), sql.to_string());
+        self.handle.block_on(async move {
+            let task =
+                tokio::spawn(
+                    async move { Engine::module_query(&ctx, &datasets, &sql, deadline).await },
+                );
+            let abort = task.abort_handle();
+            match tokio::time::timeout(left, task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err("the query failed (details withheld)".to_string()),
+                Err(_) => {
+                    abort.abort();
+                    Err("the query ran past the run's deadline".to_string())
+                }
+            }
+        })
     }
 }
 
@@ -107,19 +136,35 @@ pub(super) async fn execute(
         params: serde_json::to_string(&loaded.workload().parameters)
             .expect("JSON values serialise"),
     };
-    let query: Arc<dyn HostQuery + Send + Sync> = Arc::new(EngineQuery {
-        ctx: loaded.engine().context(),
-        handle: tokio::runtime::Handle::current(),
-    });
     let limits = limits(loaded);
-    let (result, log) = tokio::task::spawn_blocking(move || {
-        sandbox.run_logged(&module, inputs, limits, Some(query))
-    })
-    .await
-    .map_err(|_| RoomError::engine("the sandbox thread failed"))?;
+    // The `query` import answers only when the approved workload declares SQL access.
+    let query: Option<Arc<dyn HostQuery + Send + Sync>> = if loaded.workload().module.sql_access {
+        Some(Arc::new(EngineQuery {
+            ctx: loaded.engine().module_context(limits.memory_bytes)?,
+            datasets: loaded.engine().datasets().to_vec(),
+            handle: tokio::runtime::Handle::current(),
+        }))
+    } else {
+        None
+    };
+    let (result, log) =
+        tokio::task::spawn_blocking(move || sandbox.run_logged(&module, inputs, limits, query))
+            .await
+            .map_err(|_| RoomError::engine("the sandbox thread failed"))?;
 
     match result {
-        Ok(outputs) => Ok(Produced { outputs, log }),
+        Ok(outputs) => {
+            let input_units = if outputs.tables.is_empty() {
+                None
+            } else {
+                loaded.engine().privacy_units().await?
+            };
+            Ok(Produced {
+                outputs,
+                log,
+                input_units,
+            })
+        }
         Err(e) => {
             // The log of a failed run (a panic message, say) still leaves only under consent.
             if let Some(g) = guard::module_log(loaded, &log, ctx)? {

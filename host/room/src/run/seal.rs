@@ -1,11 +1,16 @@
 //! Stage 7, seal and commit: each [`Guarded`] output sealed to its recipients (HPKE per
-//! recipient around a sealed stream), anchored to the audit log's head, committed
-//! atomically and audited. Only a `Guarded` value can be sealed.
+//! recipient around a sealed stream), anchored to the audit log's head, signed by the run's
+//! attested identity key, committed atomically and audited. Only a `Guarded` value can be
+//! sealed.
+//!
+//! Everything a module chose (what the output is, its name, format, columns, row count) goes
+//! into the sealed inner header; the plaintext header, the file name
+//! (`outputs/<run>-<index>.cro`) and the audit entry carry only what the host decides.
 
 use std::path::PathBuf;
 
 use cleanroom_formats::audit::{Decision, Step};
-use cleanroom_formats::envelope::{self, OutputHeader};
+use cleanroom_formats::envelope::{self, ContentHeader, ContentKind, OutputHeader};
 use cleanroom_formats::fsutil::{FileMode, Root};
 use cleanroom_policy::message;
 
@@ -29,18 +34,13 @@ impl<'a> Sealer<'a> {
         }
     }
 
-    fn file_name(&self, kind: &OutputKind) -> String {
-        let run_id = self.run_id;
-        match kind {
-            OutputKind::Result => format!("outputs/{run_id}.cro"),
-            OutputKind::Table(name) => format!("outputs/{run_id}-table-{name}.cro"),
-            OutputKind::Metrics => format!("outputs/{run_id}-metrics.cro"),
-            OutputKind::Artifact(name) => format!("outputs/{run_id}-artifact-{name}.cro"),
-            OutputKind::Log => format!("outputs/{run_id}-log.cro"),
-        }
+    /// Named by the run and the host's index only: no name a module chose.
+    fn file_name(&self, index: u32) -> String {
+        format!("outputs/{}-{index}.cro", self.run_id)
     }
 
-    /// Seal `g` to its recipients, commit it atomically and audit it.
+    /// Seal `g` to its recipients as the run's next output, sign it with the run's identity
+    /// key, commit it atomically and audit it.
     pub(super) fn seal(&self, g: Guarded, ctx: &mut Ctx<'_, '_>) -> Result<PathBuf> {
         let contract = self.loaded.contract();
         let workload = self.loaded.workload();
@@ -60,34 +60,49 @@ impl<'a> Sealer<'a> {
             keys.push((r.clone(), pk));
         }
         let anchor = ctx.anchor();
+        let index = ctx.next_output_index();
+        let identity = ctx.identity();
         let header = OutputHeader {
             contract_digest: self.loaded.digest().hex(),
-            workload: workload.name.clone(),
             workload_digest: workload.digest().hex(),
             run_id: self.run_id.to_string(),
+            index,
             created_at: cleanroom_formats::clock::now_rfc3339(),
             insecure,
+            audit_seq: anchor.0,
+            audit_hash: anchor.1,
+            host_key: envelope::host_key_hex(identity.verifying_key()),
+        };
+        let (kind, name) = match g.kind {
+            OutputKind::Result => (ContentKind::Result, String::new()),
+            OutputKind::Table(name) => (ContentKind::Table, name.to_string()),
+            OutputKind::Metrics => (ContentKind::Metrics, String::new()),
+            OutputKind::Artifact(name) => (ContentKind::Artifact, name.to_string()),
+            OutputKind::Log => (ContentKind::Log, String::new()),
+        };
+        let content = ContentHeader {
+            kind,
+            name,
+            workload: workload.name.clone(),
             format: g.format.into(),
             columns: g.columns,
             rows: g.rows,
-            audit_seq: anchor.0,
-            audit_hash: anchor.1,
         };
         let sealed =
-            envelope::seal(&header, &keys, &g.content).map_err(|e| RoomError::BadRecipient {
-                recipient: g.recipients.join(", "),
-                what: e.to_string(),
+            envelope::seal(&header, &keys, &content, &g.content, identity).map_err(|e| {
+                RoomError::BadRecipient {
+                    recipient: g.recipients.join(", "),
+                    what: e.to_string(),
+                }
             })?;
-        let rel = self.file_name(&g.kind);
+        let rel = self.file_name(index);
         self.room.write_atomic(&rel, &sealed, FileMode::Public)?;
         ctx.ok(
             Step::Output,
             &rel,
             Decision::Committed,
             &format!(
-                "{}, {} rows, sealed to {}{}",
-                g.format,
-                g.rows,
+                "output {index}, signed by the run's identity key, sealed to {}{}",
                 g.recipients.join(", "),
                 if insecure {
                     " (INSECURE: simulated attestation)"

@@ -3,6 +3,27 @@
 //! is either host-chosen or module-chosen (a trap or an error message the module wrote,
 //! which a hostile module can set to anything, but which the host never fills with data).
 
+/// Longest module-chosen name shown as itself outside a sealed output (see [`echo_name`]).
+pub const MAX_ECHOED_NAME_BYTES: usize = 64;
+
+/// A module-chosen name as it may appear outside a sealed output: itself when it is at most
+/// [`MAX_ECHOED_NAME_BYTES`] bytes of `[A-Za-z0-9_.-]`, otherwise `sha256:<16 hex>` of it
+/// with its length. A module that encodes data it read into a name it asks for (a view, an
+/// artifact) gets a hash back out, never the text.
+pub fn echo_name(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_ECHOED_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain {
+        return name.to_string();
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(name.as_bytes());
+    format!("sha256:{} ({} bytes)", &hex::encode(h)[..16], name.len())
+}
+
 /// Why loading or running a module failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum SandboxError {
@@ -105,12 +126,14 @@ pub enum SandboxError {
         name: String,
     },
     /// The module asked for a view that is not among this run's inputs.
+    /// `view` is [`echo_name`] of what the module asked for.
     #[error("the module asked for view {view:?}, which is not among this run's inputs")]
     ViewNotInInputs {
         /// The view name the module asked for.
         view: String,
     },
     /// The module asked for an artifact that is not among this run's inputs.
+    /// `name` is [`echo_name`] of what the module asked for.
     #[error("the module asked for artifact {name:?}, which is not among this run's inputs")]
     ArtifactNotInInputs {
         /// The artifact name the module asked for.

@@ -2,6 +2,7 @@
 
 use super::SandboxError;
 use super::bindings::input::Host;
+use super::error::echo_name;
 use super::ipc;
 use super::state::RunState;
 
@@ -14,7 +15,9 @@ impl Host for RunState {
     fn schema(&mut self, view: String) -> wasmtime::Result<Vec<u8>> {
         self.check_live()?;
         let Some(v) = self.views.get(&view) else {
-            return Err(self.deny(SandboxError::ViewNotInInputs { view }));
+            return Err(self.deny(SandboxError::ViewNotInInputs {
+                view: echo_name(&view),
+            }));
         };
         let bytes = ipc::encode(&v.schema, &[]);
         bytes.map_err(|_| wasmtime::Error::msg("cleanroom: cannot encode schema"))
@@ -23,7 +26,9 @@ impl Host for RunState {
     fn read_batch(&mut self, view: String, index: u32) -> wasmtime::Result<Option<Vec<u8>>> {
         self.check_live()?;
         let Some(v) = self.views.get(&view) else {
-            return Err(self.deny(SandboxError::ViewNotInInputs { view }));
+            return Err(self.deny(SandboxError::ViewNotInInputs {
+                view: echo_name(&view),
+            }));
         };
         let Some(batch) = usize::try_from(index).ok().and_then(|i| v.batches.get(i)) else {
             return Ok(None);
@@ -39,7 +44,18 @@ impl Host for RunState {
         let Some(q) = self.query.clone() else {
             return Ok(Err("this run has no SQL access".to_string()));
         };
-        let batches = match q.query(&sql) {
+        let deadline = self
+            .deadline_at
+            .unwrap_or_else(|| std::time::Instant::now() + self.limits.deadline);
+        let answer = q.query(&sql, deadline);
+        // The module's time ran out in the host: it gets no answer, and no more time (epoch
+        // checks run only in Wasm code, so the deadline is enforced here).
+        if std::time::Instant::now() >= deadline {
+            return Err(self.deny(SandboxError::DeadlineExceeded {
+                millis: u64::try_from(self.limits.deadline.as_millis()).unwrap_or(u64::MAX),
+            }));
+        }
+        let batches = match answer {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
@@ -64,7 +80,9 @@ impl Host for RunState {
         self.check_live()?;
         match self.artifacts_in.get(&name) {
             Some(bytes) => Ok(bytes.clone()),
-            None => Err(self.deny(SandboxError::ArtifactNotInInputs { name })),
+            None => Err(self.deny(SandboxError::ArtifactNotInInputs {
+                name: echo_name(&name),
+            })),
         }
     }
 }

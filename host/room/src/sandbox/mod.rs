@@ -37,7 +37,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-pub use error::SandboxError;
+pub use error::{MAX_ECHOED_NAME_BYTES, SandboxError, echo_name};
 pub use limits::*;
 pub use precompiled::CacheOutcome;
 pub use state::OutputName;
@@ -266,8 +266,9 @@ pub struct RunOutputs {
 /// The host's SQL engine, answering a module's `input.query(sql)` over the same views.
 /// The error string goes to the module (never to a non-owner directly).
 pub trait HostQuery: Send + Sync {
-    /// Run `sql` and return its result batches (at least one, possibly empty, batch).
-    fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, String>;
+    /// Run `sql` and return its result batches (at least one, possibly empty, batch),
+    /// giving up at `deadline` (the run's: the sandbox traps the module once it has passed).
+    fn query(&self, sql: &str, deadline: std::time::Instant) -> Result<Vec<RecordBatch>, String>;
 }
 
 /// A module that passed the digest and import checks and is compiled, ready to run.
@@ -539,7 +540,12 @@ impl Sandbox {
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
 
+        let started = std::time::Instant::now();
+        store.data_mut().deadline_at = Some(started + deadline);
         let result = self.call(&mut store, m, &inputs.params);
+        // Epoch checks run only in Wasm code: a module whose time ran out in a host call
+        // (its `query` import) and returned without another check is out of time as well.
+        let overran = started.elapsed() > deadline;
         let state = store.data_mut();
         state.ended = true;
         state.flush_stdio();
@@ -549,6 +555,9 @@ impl Sandbox {
         // cannot swallow a denial: the denial traps it).
         let result = match (state.violation.clone(), result) {
             (Some(v), _) => Err(v),
+            (None, _) if overran => Err(SandboxError::DeadlineExceeded {
+                millis: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+            }),
             (None, Ok(Ok(()))) => Ok(()),
             (None, Ok(Err(message))) => Err(SandboxError::ModuleFailed {
                 message: cut(message, MAX_ERROR_MESSAGE_BYTES),

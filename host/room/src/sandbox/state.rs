@@ -45,6 +45,9 @@ pub(crate) struct RunState {
     pub(crate) log_truncated: bool,
     /// Set once the module's export has returned; every host call after that is denied.
     pub(crate) ended: bool,
+    /// When the run's deadline passes (set as the module's export is called): what the
+    /// `query` import gives the engine, and checks again when the engine returns.
+    pub(crate) deadline_at: Option<std::time::Instant>,
     /// The first capability violation; it decides the run's error.
     pub(crate) violation: Option<SandboxError>,
     /// Set when the limiter refused a memory or table growth.
@@ -90,6 +93,7 @@ impl RunState {
             random: WasiRandomCtx::default(),
             stdio,
             out_tables: BTreeMap::new(),
+            deadline_at: None,
             out_artifacts: BTreeMap::new(),
             metrics: BTreeMap::new(),
             output_bytes: 0,

@@ -1,13 +1,17 @@
 //! `cleanroom attest verify`: verify attestation evidence offline, as a member or auditor.
 //!
 //! Forms:
-//! - `cleanroom attest verify BUNDLE.json` (the evidence bundle a host serves);
+//! - `cleanroom attest verify BUNDLE.json --policy CONTRACT` (a run's evidence bundle,
+//!   `ROOM/evidence/<run>.json`): verified against the contract's attestation policy, with
+//!   HOST_DATA = the contract's digest and REPORT_DATA recomputed from the bundle's host key
+//!   (the binding `{purpose, host_public_key, contract_digest}` the room makes), never taken
+//!   from the bundle itself;
 //! - `cleanroom attest verify --platform snp --report FILE [--vcek FILE | --chain FILE]`;
 //! - `cleanroom attest verify --platform tdx --quote FILE --collateral FILE`;
 //! - `cleanroom attest verify --platform azure-snp --hcl-report FILE --chain FILE`;
 //! - `cleanroom attest verify --platform azure-tdx --hcl-report FILE --quote FILE --collateral FILE`;
 //!
-//! each with `[--at RFC3339] [--policy CONTRACT]` and the optional bindings
+//! the raw forms each with `[--at RFC3339] [--policy CONTRACT]` and the optional bindings
 //! `--report-data HEX`, `--host-data HEX`, `--measurement HEX` (repeatable). FILE may be raw
 //! binary or hex text; certificates may be PEM, DER or hex of DER.
 //!
@@ -24,7 +28,7 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use cleanroom_attest::{
-    EvidenceBundle, Expected, Platform, ReferenceValues, SnpReference, TdxReference, Verified,
+    Claims, EvidenceBundle, Expected, Platform, ReferenceValues, SnpReference, TdxReference,
 };
 
 /// `cleanroom attest ...`
@@ -42,8 +46,12 @@ pub enum AttestCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// An evidence bundle (JSON) as served by a Cleanroom host.
-    #[arg(value_name = "BUNDLE.json", conflicts_with_all = ["platform"])]
+    /// A run's evidence bundle (JSON, ROOM/evidence/<run>.json); needs --policy.
+    #[arg(
+        value_name = "BUNDLE.json",
+        conflicts_with_all = ["platform", "report_data", "host_data", "measurement", "tcb_status", "allow_simulated"],
+        requires = "policy"
+    )]
     pub bundle: Option<PathBuf>,
 
     /// Platform of the raw evidence: snp, tdx, azure-snp, azure-tdx.
@@ -78,7 +86,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
 
-    /// Take the reference values from this contract's [attestation] section.
+    /// Take the reference values from this contract's [attestation] section (required
+    /// with BUNDLE.json; HOST_DATA must then be its digest).
     #[arg(long, value_name = "CONTRACT")]
     pub policy: Option<PathBuf>,
 
@@ -118,7 +127,7 @@ pub fn run(args: &AttestArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn load_policy_contract(path: &Path) -> anyhow::Result<cleanroom_policy::Contract> {
+pub(crate) fn load_policy_contract(path: &Path) -> anyhow::Result<cleanroom_policy::Contract> {
     let text = cleanroom_formats::fsutil::read_text(path)?;
     Ok(cleanroom_policy::Contract::parse(
         &text,
@@ -184,7 +193,7 @@ fn parse_hex_fixed<const N: usize>(what: &str, s: &str, pad: bool) -> anyhow::Re
     Ok(out)
 }
 
-fn verification_time(at: Option<&str>) -> anyhow::Result<u64> {
+pub(crate) fn verification_time(at: Option<&str>) -> anyhow::Result<u64> {
     match at {
         Some(s) => {
             let t = chrono::DateTime::parse_from_rfc3339(s)
@@ -273,7 +282,37 @@ fn bundle_from_args(args: &VerifyArgs) -> anyhow::Result<EvidenceBundle> {
     Ok(bundle)
 }
 
+/// A run's bundle: verified against the contract with the host-identity binding
+/// recomputed from the bundle's own host key.
+fn verify_run_bundle(path: &Path, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let bundle = bundle_from_args(args)?;
+    let at = verification_time(args.at.as_deref())?;
+    let policy = args
+        .policy
+        .as_deref()
+        .ok_or_else(|| anyhow!("BUNDLE.json needs --policy CONTRACT"))?;
+    let contract = load_policy_contract(policy)?;
+    let host = crate::evidence::verify_host_evidence(&bundle, &contract, at).map_err(|source| {
+        crate::VerifyError::Evidence {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
+    print_claims(&host.claims, at, &[], args.json)?;
+    if !args.json {
+        println!(
+            "  host key:     {} (bound in REPORT_DATA with contract {})",
+            host.host_key_hex,
+            contract.digest().hex()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.bundle {
+        return verify_run_bundle(path, args);
+    }
     let bundle = bundle_from_args(args)?;
     let at = verification_time(args.at.as_deref())?;
     let seen =
@@ -331,11 +370,8 @@ fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         parse_hex_fixed::<32>("--host-data", h, false)?
     } else if let Some(contract) = &args.policy {
         contract_digest_from_contract(contract)?
-    } else if let Some(d) = &bundle.contract_digest {
-        parse_hex_fixed::<32>("the bundle's contract-digest", d, false)?
     } else {
-        not_checked
-            .push("HOST_DATA / MRCONFIGID (no --host-data, --policy or bundle contract digest)");
+        not_checked.push("HOST_DATA / MRCONFIGID (no --host-data or --policy)");
         let mut hd = [0u8; 32];
         let n = seen.host_data.len().min(32);
         hd[..n].copy_from_slice(&seen.host_data[..n]);
@@ -352,12 +388,11 @@ fn verify_command(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         at,
     )
     .map_err(crate::VerifyError::Attestation)?;
-    print_claims(&verified, at, &not_checked, args.json)?;
+    print_claims(verified.claims(), at, &not_checked, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_claims(v: &Verified, at: u64, not_checked: &[&str], json: bool) -> anyhow::Result<()> {
-    let c = v.claims();
+fn print_claims(c: &Claims, at: u64, not_checked: &[&str], json: bool) -> anyhow::Result<()> {
     if json {
         let mut value = serde_json::to_value(c)?;
         if let Some(obj) = value.as_object_mut() {

@@ -1,0 +1,178 @@
+//! TLS to key brokers, pinned by key (feature `tls`).
+//!
+//! The contract names each broker's URL and the SHA-256 of its certificate's
+//! SubjectPublicKeyInfo (`broker_spki_sha256`). A broker's certificate is self-signed (`kbs
+//! init` makes it); no CA, name or date is trusted. [`PinnedVerifier`] accepts exactly the
+//! certificate whose SPKI hashes to the pin and then checks the handshake signature with that
+//! key, so only the holder of the pinned private key completes a handshake: the operator, who
+//! carries every packet, cannot stand in for a broker. TLS 1.3 only; rustls with `ring`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of a certificate's DER SubjectPublicKeyInfo: what a contract pins.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpkiPin(pub [u8; 32]);
+
+impl fmt::Display for SpkiPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for SpkiPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpkiPin({self})")
+    }
+}
+
+/// Why a pin or a certificate could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("broker_spki_sha256 `{0}` is not 64 hex characters")]
+    BadPin(String),
+    #[error("not an X.509 certificate: {0}")]
+    BadCertificate(String),
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+impl FromStr for SpkiPin {
+    type Err = TlsError;
+    fn from_str(s: &str) -> Result<Self, TlsError> {
+        hex::decode(s)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .map(SpkiPin)
+            .ok_or_else(|| TlsError::BadPin(s.chars().take(80).collect()))
+    }
+}
+
+/// The pin of a DER certificate (SHA-256 of its SubjectPublicKeyInfo).
+pub fn spki_pin(cert: &CertificateDer<'_>) -> Result<SpkiPin, TlsError> {
+    let ee = webpki::EndEntityCert::try_from(cert)
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let spki = ee.subject_public_key_info();
+    Ok(SpkiPin(Sha256::digest(spki.as_ref()).into()))
+}
+
+/// The pin of the first certificate in a PEM text.
+pub fn spki_pin_of_pem(pem: &str) -> Result<SpkiPin, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    spki_pin(&cert)
+}
+
+/// The crypto provider every Cleanroom TLS endpoint uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Accepts exactly the certificate whose SPKI hashes to the pin, and handshake signatures
+/// made with its key. Remembers what a refused server presented, so a caller can say which
+/// key the impostor had.
+#[derive(Debug)]
+pub struct PinnedVerifier {
+    pin: SpkiPin,
+    algorithms: WebPkiSupportedAlgorithms,
+    refused: Mutex<Option<String>>,
+}
+
+impl PinnedVerifier {
+    pub fn new(pin: SpkiPin) -> Self {
+        Self {
+            pin,
+            algorithms: provider().signature_verification_algorithms,
+            refused: Mutex::new(None),
+        }
+    }
+
+    pub fn pin(&self) -> SpkiPin {
+        self.pin
+    }
+
+    /// When this verifier refused a server: the SPKI SHA-256 (hex) of the certificate it
+    /// presented instead of the pinned one, or a note that it was not a certificate.
+    pub fn presented_instead(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let presented = match spki_pin(cert) {
+            Ok(p) if p == self.pin => return Ok(()),
+            Ok(p) => p.to_string(),
+            Err(_) => "something that is not an X.509 certificate".to_string(),
+        };
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(presented);
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The key is the identity: names, dates and issuers of a self-signed certificate
+        // prove nothing, the pin and the handshake signature below do.
+        self.check(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // The client configuration offers TLS 1.3 only.
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.check(cert)?;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A TLS 1.3 client configuration that trusts only the broker key `pin`, and its verifier
+/// (ask it after a failed connection whether the broker presented another key).
+pub fn pinned_client_config(
+    pin: SpkiPin,
+) -> Result<(rustls::ClientConfig, Arc<PinnedVerifier>), TlsError> {
+    let verifier = Arc::new(PinnedVerifier::new(pin));
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    Ok((config, verifier))
+}
