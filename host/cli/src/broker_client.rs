@@ -9,7 +9,7 @@ use std::time::Duration;
 use cleanroom_formats::kbs_protocol::{
     ErrorBody, GOVERNANCE_PATH, GovernanceRequest, GovernanceResult, RefusalKind,
 };
-use cleanroom_formats::tls::{self, PinnedVerifier, SpkiPin};
+use cleanroom_formats::tls::{self, PinnedVerifier};
 
 /// Why a broker did not take a governance message.
 #[derive(Debug, thiserror::Error)]
@@ -47,20 +47,11 @@ fn client(
     let builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none());
-    let (builder, verifier) = if broker.starts_with("https://") {
-        let pin: SpkiPin = spki_sha256
-            .ok_or_else(|| not_pinned("an https broker needs broker_spki_sha256".into()))?
-            .parse()
-            .map_err(|e: tls::TlsError| not_pinned(e.to_string()))?;
-        let (config, verifier) =
-            tls::pinned_client_config(pin).map_err(|e| not_pinned(e.to_string()))?;
-        (builder.use_preconfigured_tls(config), Some(verifier))
-    } else if broker.starts_with("http://") && spki_sha256.is_none() {
-        (builder, None)
-    } else {
-        return Err(not_pinned(
-            "not an https:// URL with a pinned key or a plain http:// URL".into(),
-        ));
+    let (builder, verifier) = match tls::broker_client_config(broker, spki_sha256)
+        .map_err(|e| not_pinned(e.to_string()))?
+    {
+        Some((config, verifier)) => (builder.use_preconfigured_tls(config), Some(verifier)),
+        None => (builder, None),
     };
     let http = builder
         .build()

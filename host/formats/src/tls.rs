@@ -43,6 +43,10 @@ pub enum TlsError {
     BadCertificate(String),
     #[error("TLS configuration: {0}")]
     Config(String),
+    #[error("an https broker needs broker_spki_sha256")]
+    PinMissing,
+    #[error("not an https:// URL with a pinned key or a plain http:// URL")]
+    UnsupportedUrl,
 }
 
 impl FromStr for SpkiPin {
@@ -175,4 +179,22 @@ pub fn pinned_client_config(
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
     Ok((config, verifier))
+}
+
+/// How a client reaches the broker at `url`, pinned as the contract says: TLS trusting only
+/// `spki_sha256` for `https://` (required), nothing for a plain `http://` URL without a pin
+/// (the contract allows one only for 127.0.0.1 under simulation), refused otherwise. The
+/// room and the members' CLI both decide here.
+pub fn broker_client_config(
+    url: &str,
+    spki_sha256: Option<&str>,
+) -> Result<Option<(rustls::ClientConfig, Arc<PinnedVerifier>)>, TlsError> {
+    if url.starts_with("https://") {
+        let pin: SpkiPin = spki_sha256.ok_or(TlsError::PinMissing)?.parse()?;
+        pinned_client_config(pin).map(Some)
+    } else if url.starts_with("http://") && spki_sha256.is_none() {
+        Ok(None)
+    } else {
+        Err(TlsError::UnsupportedUrl)
+    }
 }

@@ -24,7 +24,7 @@ use cleanroom_formats::kbs_protocol::{
     RefusalKind, RuntimeData, SESSION_COOKIE,
 };
 use cleanroom_formats::keyfile::{self, Released};
-use cleanroom_formats::tls::{self, PinnedVerifier, SpkiPin};
+use cleanroom_formats::tls::{self, PinnedVerifier};
 
 /// One key request.
 #[derive(Debug, Clone)]
@@ -61,20 +61,11 @@ impl BrokerClient {
         let builder = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none());
-        let (builder, verifier) = if broker.starts_with("https://") {
-            let pin: SpkiPin = spki_sha256
-                .ok_or_else(|| not_pinned("an https broker needs broker_spki_sha256".into()))?
-                .parse()
-                .map_err(|e: tls::TlsError| not_pinned(e.to_string()))?;
-            let (config, verifier) =
-                tls::pinned_client_config(pin).map_err(|e| not_pinned(e.to_string()))?;
-            (builder.use_preconfigured_tls(config), Some(verifier))
-        } else if broker.starts_with("http://") && spki_sha256.is_none() {
-            (builder, None)
-        } else {
-            return Err(not_pinned(
-                "not an https:// URL with a pinned key or a plain http:// URL".into(),
-            ));
+        let (builder, verifier) = match tls::broker_client_config(broker, spki_sha256)
+            .map_err(|e| not_pinned(e.to_string()))?
+        {
+            Some((config, verifier)) => (builder.use_preconfigured_tls(config), Some(verifier)),
+            None => (builder, None),
         };
         let http = builder.build().map_err(RoomError::engine)?;
         Ok(Self {
