@@ -134,9 +134,9 @@ impl Drop for BrokerProcess {
     }
 }
 
-/// Run `cfg` with the room binary in its own process (`cleanroom-room run --platform sim
-/// --json`) and return its report; a refusal is an error carrying the room's message.
-pub async fn run_room(cfg: &RunConfig) -> anyhow::Result<RunReport> {
+/// The command that runs `cfg` with the room binary in its own process (`cleanroom-room run
+/// --platform sim --json`).
+pub fn room_command(cfg: &RunConfig) -> anyhow::Result<Command> {
     let bin = room_binary()?;
     let mut cmd = Command::new(&bin);
     cmd.arg("run")
@@ -158,6 +158,14 @@ pub async fn run_room(cfg: &RunConfig) -> anyhow::Result<RunReport> {
     if let Some(m) = &cfg.module {
         cmd.arg("--module").arg(m);
     }
+    Ok(cmd)
+}
+
+/// Run `cfg` with the room binary in its own process and return its report; a refusal is an
+/// error carrying the room's message.
+pub async fn run_room(cfg: &RunConfig) -> anyhow::Result<RunReport> {
+    let bin = room_binary()?;
+    let mut cmd = room_command(cfg)?;
     let out = cmd
         .output()
         .with_context(|| format!("running {}", bin.display()))?;

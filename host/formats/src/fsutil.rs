@@ -146,6 +146,35 @@ impl Root {
         Ok(())
     }
 
+    /// The names in directory `rel` (empty when it does not exist).
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
+        if !self.dir.exists(rel) {
+            return Ok(Vec::new());
+        }
+        let err = |e| FormatError::io(self.display(rel), e);
+        let dir = self.dir.open_dir(rel).map_err(err)?;
+        let mut names = Vec::new();
+        for e in dir.entries().map_err(err)? {
+            names.push(e.map_err(err)?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Remove file `rel`, durably (its directory is synced).
+    pub fn remove_file(&self, rel: &str) -> Result<()> {
+        let err = |e| FormatError::io(self.display(rel), e);
+        self.dir.remove_file(rel).map_err(err)?;
+        let parent = Path::new(rel)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        self.dir
+            .open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(err)
+    }
+
     /// Cut `rel` to its first `len` bytes, durably.
     pub fn truncate(&self, rel: &str, len: u64) -> Result<()> {
         let err = |e| FormatError::io(self.display(rel), e);

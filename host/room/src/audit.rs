@@ -71,6 +71,49 @@ impl<'r> AuditLog<'r> {
         Ok(log)
     }
 
+    /// Put the outputs directory back in step with the log after a crash, on the record:
+    /// remove temporary files a sealing left before its rename (never outputs), and record
+    /// every output the log says was committed whose file was never renamed into place (the
+    /// record comes first, so a crash between the two leaves a record without a file, never a
+    /// file without a record). Each is recorded once.
+    pub fn recover_outputs(&mut self) -> Result<()> {
+        const OUTPUTS: &str = "outputs";
+        for name in self.root.list(OUTPUTS)? {
+            if name.starts_with('.') && name.contains(".tmp-") {
+                let rel = format!("{OUTPUTS}/{name}");
+                self.root.remove_file(&rel)?;
+                self.append(Event {
+                    event: Step::Output,
+                    subject: &rel,
+                    decision: Decision::Recovered,
+                    reason: "removed a temporary file a crash left before its rename (never an output)",
+                })?;
+            }
+        }
+        let recovered: std::collections::HashSet<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.event == Step::Output && e.decision == Decision::Recovered)
+            .map(|e| e.subject.clone())
+            .collect();
+        let missing: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.event == Step::Output && e.decision == Decision::Committed)
+            .map(|e| e.subject.clone())
+            .filter(|s| !recovered.contains(s) && !self.root.exists(s))
+            .collect();
+        for rel in missing {
+            self.append(Event {
+                event: Step::Output,
+                subject: &rel,
+                decision: Decision::Recovered,
+                reason: "recorded as committed, but its file was never renamed into place (a crash between the record and the rename): there is no such output",
+            })?;
+        }
+        Ok(())
+    }
+
     fn head(&self) -> String {
         self.entries
             .last()

@@ -44,6 +44,7 @@ pub mod commands;
 pub mod deadline;
 pub mod engine;
 pub mod error;
+pub mod failpoint;
 pub mod guards;
 pub mod kbs_client;
 pub mod rules;

@@ -181,6 +181,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     let room = Root::open_or_create(&cfg.room_dir)?;
     let run_id = new_run_id();
     let mut audit = AuditLog::open(&room, Some(run_id.clone()))?;
+    audit.recover_outputs()?;
     let identity = SigningKey::random(&mut rand::rngs::OsRng);
     let mut insecure = cfg.evidence.platform() == cleanroom_attest::Platform::Sim;
     let result = {

@@ -96,7 +96,8 @@ impl<'a> Sealer<'a> {
                 }
             })?;
         let rel = self.file_name(index);
-        self.room.write_atomic(&rel, &sealed, FileMode::Public)?;
+        // The record first, then the file: a crash between the two leaves a record without
+        // a file (the next run records that), never an output no audit entry names.
         ctx.ok(
             Step::Output,
             &rel,
@@ -111,6 +112,11 @@ impl<'a> Sealer<'a> {
                 }
             ),
         )?;
+        crate::failpoint::hit(crate::failpoint::OUTPUT_RECORDED);
+        if let Err(e) = self.room.write_atomic(&rel, &sealed, FileMode::Public) {
+            return ctx.refuse(Step::Output, &rel, e);
+        }
+        crate::failpoint::hit(crate::failpoint::OUTPUT_WRITTEN);
         Ok(self.room.display(&rel))
     }
 }
