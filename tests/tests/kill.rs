@@ -170,3 +170,81 @@ async fn room_crashing_at_each_sealing_point_never_leaves_an_unrecorded_output()
     }
     room.stop().await;
 }
+
+/// `cleanroom-kbs serve` for `member`'s database on `addr`, as its own process; returns once
+/// it listens.
+fn broker_process(room: &Room, member: &str, addr: std::net::SocketAddr) -> std::process::Child {
+    use std::io::BufRead;
+    let bin = cleanroom_cli::processes::room_binary()
+        .unwrap()
+        .with_file_name("cleanroom-kbs");
+    let d = common::member_dir(room.root(), member);
+    let mut child = std::process::Command::new(bin)
+        .arg("serve")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--db")
+        .arg(d.join("kbs.db"))
+        .arg("--master-key")
+        .arg(d.join("kbs.master-key"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut line, mut pin) = (String::new(), String::new());
+    out.read_line(&mut line).unwrap();
+    out.read_line(&mut pin).unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
+    assert!(pin.starts_with("spki-sha256 "), "{pin:?}");
+    // Keep its stdout open (a closed pipe would fail its next print) for as long as it runs.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    child
+}
+
+/// The publisher's broker, as its own process, SIGKILLed at random points while the room
+/// asks it for keys, a dozen times: after each kill its database opens and its event log
+/// reads, and once restarted on the same address (same pinned key) it releases the key
+/// again: the room's next run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_while_releasing_keys_keeps_its_database_and_serves_again() {
+    let mut room = Room::new(Spec::default()).await;
+    room.approve_all();
+    // The publisher's in-process broker makes way for the same broker as a process.
+    let inproc = room.brokers.remove(0);
+    let addr = inproc.addr;
+    inproc.stop().await;
+    let mut broker = broker_process(&room, "publisher", addr);
+    let t = Instant::now();
+    room.run().await.unwrap();
+    let whole = t.elapsed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x000b_0ce5);
+    for _ in 0..12 {
+        let at = whole.mul_f64(rng.gen_range(0.0..1.0));
+        let run = tokio::spawn({
+            let cfg = room.config();
+            async move { cleanroom_room::run::run(&cfg).await }
+        });
+        tokio::time::sleep(at).await;
+        broker.kill().unwrap_or(()); // SIGKILL
+        broker.wait().unwrap();
+        // The run ends either way (a refusal when the broker vanished mid-request).
+        let _ = run.await.unwrap();
+        let d = common::member_dir(room.root(), "publisher");
+        let store =
+            cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &d.join("kbs.master-key"))
+                .expect("the broker's database opens after a kill");
+        store.events().expect("its event log reads");
+        drop(store);
+        broker = broker_process(&room, "publisher", addr);
+        assert_consistent(&room);
+    }
+    let released = room.keys_released("publisher");
+    room.run()
+        .await
+        .expect("the restarted broker releases the key");
+    assert_eq!(room.keys_released("publisher"), released + 1);
+    broker.kill().unwrap_or(());
+    broker.wait().unwrap();
+    room.stop().await;
+}
