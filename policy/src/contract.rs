@@ -392,6 +392,13 @@ pub struct Outputs {
     /// Members that may receive artifacts a module writes (e.g. trained model weights).
     #[serde(default)]
     pub model_recipients: Vec<Spanned<String>>,
+    /// Most bytes of any one artifact a module releases (weights are a channel the owners
+    /// accept by approving the code; this bounds it). Absent: only `[sandbox] output_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_artifact_bytes: Option<u64>,
+    /// Most metrics a module releases in one run. Absent: no cap but `[sandbox] output_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_metrics: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1141,3 +1141,43 @@ async fn brokers_refuse_a_room_whose_audit_log_was_rolled_back() {
     );
     room.stop().await;
 }
+
+/// Issue 10: what a module releases beside tables is capped by the contract: an artifact over
+/// `outputs.max_artifact_bytes`, or more metrics than `outputs.max_metrics`, refuses the run
+/// and nothing is sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_artifact_and_metric_caps_of_the_contract_are_enforced() {
+    for cap in ["max_artifact_bytes = 16", "max_metrics = 1"] {
+        let spec = Spec {
+            edit_contract: Box::new(move |t| {
+                t.replacen(
+                    "model_recipients = [\"advertiser\"]\n",
+                    &format!("model_recipients = [\"advertiser\"]\n{cap}\n"),
+                    1,
+                )
+            }),
+            ..Spec::default()
+        };
+        let room = Room::new(spec).await;
+        training_workload(&room, |b| b, "artifact_recipients = [\"advertiser\"]\n");
+        let err = room.run().await.unwrap_err();
+        match cap {
+            "max_artifact_bytes = 16" => assert!(
+                matches!(
+                    &err,
+                    RoomError::Guard(GuardRefusal::ArtifactTooLarge { max: 16 })
+                ),
+                "{err}"
+            ),
+            _ => assert!(
+                matches!(
+                    &err,
+                    RoomError::Guard(GuardRefusal::TooManyMetrics { max: 1 })
+                ),
+                "{err}"
+            ),
+        }
+        room.assert_refused(Step::Guard);
+        room.stop().await;
+    }
+}

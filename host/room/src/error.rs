@@ -133,6 +133,12 @@ pub enum GuardRefusal {
     NoPrivacyUnitInInputs,
     #[error("the module wrote artifacts but the workload names no artifact_recipients")]
     ArtifactsWithoutRecipients,
+    /// An artifact over the contract's `outputs.max_artifact_bytes` (its size is not said).
+    #[error("a module artifact is larger than the contract's outputs.max_artifact_bytes {max}")]
+    ArtifactTooLarge { max: u64 },
+    /// More metrics than the contract's `outputs.max_metrics`.
+    #[error("the module wrote more metrics than the contract's outputs.max_metrics {max}")]
+    TooManyMetrics { max: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]

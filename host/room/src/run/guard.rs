@@ -183,6 +183,22 @@ pub(super) fn module_output(
             GuardRefusal::ArtifactsWithoutRecipients,
         );
     }
+    // The contract's caps on what a module releases beside tables.
+    let outputs_rules = &loaded.contract().outputs;
+    if let Some(max) = outputs_rules.max_artifact_bytes
+        && out.artifacts.values().any(|a| a.len() as u64 > max)
+    {
+        return ctx.refuse(
+            Step::Guard,
+            &subject,
+            GuardRefusal::ArtifactTooLarge { max },
+        );
+    }
+    if let Some(max) = outputs_rules.max_metrics
+        && out.metrics.len() as u64 > max
+    {
+        return ctx.refuse(Step::Guard, &subject, GuardRefusal::TooManyMetrics { max });
+    }
     let recipients = &workload.output.recipients;
     let mut guarded = Vec::new();
     for (name, view) in out.tables {
