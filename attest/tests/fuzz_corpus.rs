@@ -11,51 +11,9 @@ mod parts;
 #[path = "../../fuzz/src/attest.rs"]
 mod entry;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
-
-const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    out.sort();
-    out
-}
-
-/// Feed every file of `dir` to `entry`; fail naming each file that panicked.
-fn replay(dir: &Path, entry: fn(&[u8])) -> usize {
-    let mut panicked = Vec::new();
-    let all = files(dir);
-    for path in &all {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        if catch_unwind(AssertUnwindSafe(|| entry(&bytes))).is_err() {
-            panicked.push(path.display().to_string());
-        }
-    }
-    assert!(
-        panicked.is_empty(),
-        "inputs that panic:\n{}",
-        panicked.join("\n")
-    );
-    all.len()
-}
-
-fn corpus(target: &str, entry: fn(&[u8])) {
-    let dir = Path::new(FUZZ).join("corpus").join(target);
-    let n = replay(&dir, entry);
-    assert!(n > 0, "{} holds no inputs", dir.display());
-}
-
-fn regressions(target: &str, entry: fn(&[u8])) {
-    replay(&Path::new(FUZZ).join("regressions").join(target), entry);
-}
+#[path = "../../fuzz/replay.rs"]
+mod replay;
+use replay::{corpus, regressions};
 
 #[test]
 fn snp_report_corpus() {

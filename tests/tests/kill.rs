@@ -171,35 +171,20 @@ async fn room_crashing_at_each_sealing_point_never_leaves_an_unrecorded_output()
     room.stop().await;
 }
 
-/// `cleanroom-kbs serve` for `member`'s database on `addr`, as its own process; returns once
-/// it listens.
-fn broker_process(room: &Room, member: &str, addr: std::net::SocketAddr) -> std::process::Child {
-    use std::io::BufRead;
-    let bin = cleanroom_cli::processes::room_binary()
-        .unwrap()
-        .with_file_name("cleanroom-kbs");
+/// `cleanroom-kbs serve` for `member`'s database on `addr`, as its own process (killed
+/// with SIGKILL when dropped).
+fn broker_process(
+    room: &Room,
+    member: &str,
+    addr: std::net::SocketAddr,
+) -> cleanroom_cli::processes::BrokerProcess {
     let d = common::member_dir(room.root(), member);
-    let mut child = std::process::Command::new(bin)
-        .arg("serve")
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--db")
-        .arg(d.join("kbs.db"))
-        .arg("--master-key")
-        .arg(d.join("kbs.master-key"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut line, mut pin) = (String::new(), String::new());
-    out.read_line(&mut line).unwrap();
-    out.read_line(&mut pin).unwrap();
-    assert!(line.starts_with("listening on "), "{line:?}");
-    assert!(pin.starts_with("spki-sha256 "), "{pin:?}");
-    // Keep its stdout open (a closed pipe would fail its next print) for as long as it runs.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    child
+    cleanroom_cli::processes::BrokerProcess::start_on(
+        &d.join("kbs.db"),
+        &d.join("kbs.master-key"),
+        &addr.to_string(),
+    )
+    .unwrap()
 }
 
 /// The publisher's broker, as its own process, SIGKILLed at random points while the room
@@ -215,6 +200,7 @@ async fn broker_killed_while_releasing_keys_keeps_its_database_and_serves_again(
     let addr = inproc.addr;
     inproc.stop().await;
     let mut broker = broker_process(&room, "publisher", addr);
+    assert_eq!(broker.url, format!("https://{addr}"));
     let t = Instant::now();
     room.run().await.unwrap();
     let whole = t.elapsed();
@@ -226,8 +212,7 @@ async fn broker_killed_while_releasing_keys_keeps_its_database_and_serves_again(
             async move { cleanroom_room::run::run(&cfg).await }
         });
         tokio::time::sleep(at).await;
-        broker.kill().unwrap_or(()); // SIGKILL
-        broker.wait().unwrap();
+        drop(broker); // SIGKILL, and reaped
         // The run ends either way (a refusal when the broker vanished mid-request).
         let _ = run.await.unwrap();
         let d = common::member_dir(room.root(), "publisher");
@@ -244,7 +229,6 @@ async fn broker_killed_while_releasing_keys_keeps_its_database_and_serves_again(
         .await
         .expect("the restarted broker releases the key");
     assert_eq!(room.keys_released("publisher"), released + 1);
-    broker.kill().unwrap_or(());
-    broker.wait().unwrap();
+    drop(broker);
     room.stop().await;
 }

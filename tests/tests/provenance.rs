@@ -527,15 +527,17 @@ async fn bundle_with_swapped_host_key_fails_member_verification() {
         "{err:#}"
     );
     // A bundle is verified against a contract, never against its own claims.
-    assert!(
-        <cleanroom_cli::cli::Cli as clap::Parser>::try_parse_from([
-            "cleanroom",
-            "attest",
-            "verify",
-            s(&genuine)
-        ])
-        .is_err(),
-        "BUNDLE.json without --policy is a usage error"
+    let usage = <cleanroom_cli::cli::Cli as clap::Parser>::try_parse_from([
+        "cleanroom",
+        "attest",
+        "verify",
+        s(&genuine),
+    ])
+    .expect_err("BUNDLE.json without --policy is a usage error");
+    assert_eq!(
+        usage.kind(),
+        clap::error::ErrorKind::MissingRequiredArgument,
+        "{usage}"
     );
     room.stop().await;
 }

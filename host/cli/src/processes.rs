@@ -91,10 +91,16 @@ impl BrokerProcess {
     /// Start `cleanroom-kbs serve` over HTTPS (the certificate and key beside `db`, as
     /// `kbs init` writes them) on a free port of 127.0.0.1 and wait until it listens.
     pub fn start(db: &Path, master_key: &Path) -> anyhow::Result<Self> {
+        Self::start_on(db, master_key, "127.0.0.1:0")
+    }
+
+    /// [`BrokerProcess::start`] on address `listen` (e.g. to restart a broker where its
+    /// contract says it is).
+    pub fn start_on(db: &Path, master_key: &Path, listen: &str) -> anyhow::Result<Self> {
         ensure_built()?;
         let bin = sibling("cleanroom-kbs")?;
         let mut child = Command::new(&bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .args(["serve", "--listen", listen, "--db"])
             .arg(db)
             .arg("--master-key")
             .arg(master_key)

@@ -544,8 +544,9 @@ impl Sandbox {
         store.data_mut().deadline_at = Some(started + deadline);
         let result = self.call(&mut store, m, &inputs.params);
         // Epoch checks run only in Wasm code: a module whose time ran out in a host call
-        // (its `query` import) and returned without another check is out of time as well.
-        let overran = started.elapsed() > deadline;
+        // (its `query` import, which the engine stops at this same instant) and returned
+        // without another check is out of time as well.
+        let overran = started.elapsed() >= deadline;
         let state = store.data_mut();
         state.ended = true;
         state.flush_stdio();
