@@ -148,6 +148,10 @@ pub struct Dataset {
     /// field may be released, aggregated, joined on and filtered on (`contract verify` warns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<ColumnRoles>,
+    /// Differential privacy: the dataset's ε budget and contribution bounds (requires
+    /// `privacy_unit`). Absent: no workload may ask for a DP release from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<crate::dp::DatasetDp>,
 }
 
 /// The roles of a dataset's allowed fields in SQL (`[datasets.columns]`). The query rules
@@ -565,6 +569,32 @@ fn validate_roles(d: &Dataset, c: &Checker<'_>) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// A dataset's `dp` budget: valid values, a privacy unit to bound contributions by, bounds
+/// only on metric columns.
+fn validate_dp(d: &Dataset, c: &Checker<'_>) -> Result<(), PolicyError> {
+    let Some(dp) = &d.dp else {
+        return Ok(());
+    };
+    if d.privacy_unit.is_none() {
+        return Err(c.invalid(
+            &d.name,
+            "dp",
+            format!(
+                "dataset `{}` declares a dp budget but no privacy_unit: differential privacy protects privacy units, so name the column holding them",
+                d.name.get_ref()
+            ),
+        ));
+    }
+    let is_metric = |col: &str| d.column_has_role(col, crate::query_rules::ColumnRole::Metric);
+    dp.validate(is_metric).map_err(|(field, reason)| {
+        c.invalid(
+            &d.name,
+            &field,
+            format!("dataset `{}`: {reason}", d.name.get_ref()),
+        )
+    })
+}
+
 /// A relative path that stays inside its base directory.
 pub fn is_contained_relative_path(p: &str) -> bool {
     let path = Path::new(p);
@@ -704,6 +734,7 @@ impl Contract {
                 }
             }
             validate_roles(d, c)?;
+            validate_dp(d, c)?;
             for r in &d.row_recipients {
                 if !is_member(r.get_ref()) {
                     return Err(c.not_member(

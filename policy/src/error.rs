@@ -146,6 +146,18 @@ pub enum PolicyError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "workload `{workload}` asks for differential privacy but its input `{dataset}` declares no dp budget in the contract"
+    )]
+    NoDpBudget { workload: String, dataset: String },
+    #[error(
+        "the workload's dp.epsilon {epsilon} exceeds dataset `{dataset}`'s max_epsilon_per_run {cap}"
+    )]
+    DpAboveRunCap {
+        dataset: String,
+        epsilon: String,
+        cap: String,
+    },
     #[error("the room is suspended by {by}")]
     Suspended { by: String },
 }

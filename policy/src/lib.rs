@@ -17,6 +17,8 @@
 //! - [`governance`]: suspend and resume messages and the suspensions in force (I3).
 //! - [`query_rules`]: the aggregate and scalar functions a query may use and the column
 //!   roles (dimension, metric, min/max, join key, filter) the room judges plans by.
+//! - [`dp`]: differential privacy: a dataset's ε budget and contribution bounds, a
+//!   workload's `dp` request, ε as an exact quantity (micro-units).
 //! - [`guards`]: the effective output guards of a run (minimum rows per input, minimum group
 //!   size, output caps).
 //!
@@ -38,6 +40,7 @@
 
 pub mod approval;
 pub mod contract;
+pub mod dp;
 mod error;
 pub mod governance;
 pub mod guards;

@@ -121,6 +121,10 @@ pub struct Workload {
     /// `[module]`: what a module may use beyond its views (default: nothing).
     #[serde(default, skip_serializing_if = "ModuleAccess::is_default")]
     pub module: ModuleAccess,
+    /// `dp = { epsilon, mechanism }`: the release is differentially private and spends
+    /// `epsilon` from the budget of every input (SQL workloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<crate::dp::WorkloadDp>,
 }
 
 /// SHA-256 of a workload's canonical JSON.
@@ -173,6 +177,23 @@ impl Workload {
                 source_name: source_name.to_string(),
             });
         }
+        if let Some(dp) = &w.dp {
+            if let Err(r) = crate::dp::Epsilon::parse(dp.epsilon) {
+                return Err(invalid("dp.epsilon", r));
+            }
+            if w.module_digest.is_some() || w.sql.is_none() {
+                return Err(invalid(
+                    "dp",
+                    "differential privacy applies to SQL workloads only (a module's outputs are guarded by unit counts)",
+                ));
+            }
+            if w.output.row_level {
+                return Err(invalid(
+                    "dp",
+                    "a per-row output cannot be differentially private",
+                ));
+            }
+        }
         if w.module.sql_access && w.module_digest.is_none() {
             return Err(invalid(
                 "module.sql_access",
@@ -220,6 +241,25 @@ impl Workload {
         }
         if self.output.row_level {
             crate::guards::check_row_level(contract, self)?;
+        }
+        if let Some(dp) = &self.dp {
+            let spend = dp.spend();
+            for i in &self.inputs {
+                let budget = contract.dataset(i).and_then(|d| d.dp.as_ref());
+                let Some(budget) = budget else {
+                    return Err(PolicyError::NoDpBudget {
+                        workload: self.name.clone(),
+                        dataset: i.clone(),
+                    });
+                };
+                if spend > budget.per_run_cap() {
+                    return Err(PolicyError::DpAboveRunCap {
+                        dataset: i.clone(),
+                        epsilon: spend.to_string(),
+                        cap: budget.per_run_cap().to_string(),
+                    });
+                }
+            }
         }
         if let Some(k) = self.guards.min_group_size
             && k < contract.guards.min_group_size

@@ -7,7 +7,6 @@
 
 mod common;
 
-use cleanroom_cli::commands::member;
 use cleanroom_cli::demo;
 use cleanroom_formats::audit::Step;
 use cleanroom_policy::Contract;
@@ -20,17 +19,7 @@ use common::{Room, Spec};
 
 /// The demo's contract (roles and privacy units as the demo declares them), parsed.
 fn demo_contract() -> Contract {
-    let tmp = tempfile::tempdir().unwrap();
-    let entries: Vec<String> = ["publisher", "advertiser"]
-        .iter()
-        .map(|m| member::keygen(m, &tmp.path().join(m)).unwrap())
-        .collect();
-    let broker = demo::BrokerRef {
-        url: "http://127.0.0.1:1".into(),
-        spki_sha256: None,
-    };
-    let text = demo::contract_text(&entries, &"00".repeat(48), &broker, &broker);
-    Contract::parse(&text, "contract.toml").unwrap()
+    Contract::parse(&common::demo_contract_text(), "contract.toml").unwrap()
 }
 
 fn inputs(c: &Contract) -> Vec<&Dataset> {

@@ -67,6 +67,8 @@ pub enum Command {
     Output(cleanroom_verify::commands::output::OutputArgs),
     /// Anyone: verify the audit log.
     Audit(cleanroom_verify::commands::audit::AuditArgs),
+    /// Members and auditors: what each dataset's differential-privacy budget has left.
+    Budget(cleanroom_verify::commands::budget::BudgetArgs),
     /// Workload authors: inspect and publish Wasm components.
     Module(commands::module::ModuleArgs),
     /// Members and auditors: verify SNP / TDX / Azure / sim evidence offline.
@@ -97,6 +99,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Run { args } => commands::delegate::run("cleanroom-room", &["run"], args),
         Command::Output(a) => cleanroom_verify::commands::output::run(a),
         Command::Audit(a) => cleanroom_verify::commands::audit::run(a),
+        Command::Budget(a) => cleanroom_verify::commands::budget::run(a),
         Command::Module(a) => commands::module::run(a),
         Command::Attest(a) => cleanroom_verify::commands::attest::run(a),
         Command::Measure(a) => commands::measure::run(a),

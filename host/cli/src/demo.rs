@@ -169,6 +169,9 @@ key = {{ {publisher_kbs}, resource = "publisher/dataset/impressions" }}
 min_rows = 1000
 # Per-row results about the publisher's users (e.g. a score per user) may go to the publisher.
 row_recipients = ["publisher"]
+# Differential privacy: DP releases from this dataset may spend ε 3 in all, at most 1 per
+# run; a user counts in at most 6 groups of a release (the six campaigns).
+dp = {{ epsilon = 3.0, max_epsilon_per_run = 1.0, max_groups_per_unit = 6 }}
 # A user is the privacy unit: the guard counts distinct users in every released group.
 privacy_unit = "user_id_hash"
 # What SQL may do with each field: campaign and site may be grouped and released, ts only
@@ -224,6 +227,29 @@ max_output_rows = 100000
     )
 }
 
+/// The demo's differentially private query: distinct users reached per campaign.
+pub const DP_REACH_SQL: &str =
+    "SELECT campaign, COUNT(DISTINCT user_id_hash) AS reach FROM impressions GROUP BY campaign";
+
+/// The demo's DP workload: `sql` over the publisher's impressions, released with Laplace
+/// noise spending `epsilon`.
+pub fn dp_workload_text(sql: &str, epsilon: f64) -> String {
+    format!(
+        r#"name = "campaign-reach-dp"
+kind = "query"
+inputs = ["impressions"]
+sql = """
+{sql}
+"""
+dp = {{ epsilon = {epsilon:?}, mechanism = "laplace" }}
+
+[output]
+recipients = ["advertiser"]
+format = "csv"
+"#
+    )
+}
+
 /// The demo's workload file for `sql`.
 pub fn workload_text(sql: &str) -> String {
     format!(
@@ -246,6 +272,53 @@ min_group_size = 50
 
 fn step(out: &mut dyn Write, n: u32, text: &str) -> std::io::Result<()> {
     writeln!(out, "\n[{n}] {text}")
+}
+
+/// Step 8: a differentially private reach per campaign, and the budget left.
+async fn dp_step(
+    out: &mut dyn Write,
+    parties: &Parties<'_>,
+    base: &RunConfig,
+) -> anyhow::Result<()> {
+    step(
+        out,
+        8,
+        "A differentially private reach per campaign: noise from OpenDP, ε 0.5 from the publisher's budget",
+    )?;
+    let cfg = parties.propose_and_approve(
+        "reach-dp.toml",
+        &dp_workload_text(DP_REACH_SQL, 0.5),
+        None,
+        base,
+    )?;
+    let report = run_workload(&cfg).await?;
+    let v = open_output(parties, &report, ContentKind::Result, "", "advertiser")?;
+    writeln!(
+        out,
+        "    {} campaigns released (a campaign's key appears only if its noisy reach passes the threshold):",
+        v.opened.content.rows
+    )?;
+    print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
+    let text = fsutil::read_file(&parties.room.join(cleanroom_formats::audit::LOG_FILE))?;
+    let (contract, _) =
+        cleanroom_formats::load::load_signed_contract(parties.contract, parties.sigs)?;
+    let entries = cleanroom_formats::audit::parse(&text)?;
+    for l in cleanroom_verify::commands::budget::budgets(contract.contract(), &entries) {
+        writeln!(
+            out,
+            "    budget of {}: ε {} spent of {}, {} left (cleanroom budget show --contract {} --log {})",
+            l.dataset,
+            l.spent,
+            l.total,
+            l.left(),
+            parties.contract.display(),
+            parties
+                .room
+                .join(cleanroom_formats::audit::LOG_FILE)
+                .display()
+        )?;
+    }
+    Ok(())
 }
 
 fn print_table(out: &mut dyn Write, csv: &str) -> std::io::Result<()> {
@@ -438,7 +511,7 @@ async fn module_steps(
     let Parties { room, advd, .. } = *parties;
     step(
         out,
-        8,
+        9,
         "Training: a Wasm module learns a conversion model from the joined data; the weights go to the advertiser only",
     )?;
     // The Wasm steps are the core of the product: a guest that does not build is an error.
@@ -498,7 +571,7 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
 
     step(
         out,
-        9,
+        10,
         "Inference: the publisher's audience is scored with the advertiser's model; only a guarded histogram leaves, to the publisher",
     )?;
     // The advertiser seals its model as a dataset of the contract and registers its key.
@@ -574,7 +647,7 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
 
     step(
         out,
-        10,
+        11,
         "Per-user scores: both owners listed the publisher in `row_recipients`, so a row-level scoring run may send it one score per user",
     )?;
     let text = inference_workload(
@@ -610,7 +683,7 @@ async fn suspension_step(
     use cleanroom_policy::MessageType;
     step(
         out,
-        11,
+        12,
         "Any member can stop the room: the publisher suspends it, the next run is refused, the publisher resumes",
     )?;
     let delivery = Delivery {
@@ -906,12 +979,13 @@ pub async fn scenario(
     )?;
     print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
 
+    dp_step(out, &parties, &base).await?;
     module_steps(out, &parties, &cfg).await?;
     suspension_step(out, &parties, &cfg).await?;
 
     step(
         out,
-        12,
+        13,
         "Anyone verifies the audit log against the runs' evidence",
     )?;
     let log = room.join(cleanroom_formats::audit::LOG_FILE);

@@ -35,6 +35,8 @@ pub enum Step {
     Query,
     Guard,
     Output,
+    /// A differential-privacy spend from a dataset's budget (the ledger).
+    Budget,
     Log,
     Run,
     Audit,
@@ -57,6 +59,7 @@ impl Step {
             Step::Query => "query",
             Step::Guard => "guard",
             Step::Output => "output",
+            Step::Budget => "budget",
             Step::Log => "log",
             Step::Run => "run",
             Step::Audit => "audit",
@@ -88,6 +91,8 @@ pub enum Decision {
     Refused,
     Recovered,
     Signed,
+    /// Budget spent (a [`Step::Budget`] entry).
+    Spent,
 }
 
 impl Decision {
@@ -105,6 +110,7 @@ impl Decision {
             Decision::Refused => "refused",
             Decision::Recovered => "recovered",
             Decision::Signed => "signed",
+            Decision::Spent => "spent",
         }
     }
 }
@@ -134,8 +140,33 @@ pub struct Entry {
     pub signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
+    /// On a [`Step::Budget`] entry: what the run spent from which dataset's budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Spend>,
     #[serde(default)]
     pub hash: String,
+}
+
+/// One ledger line: ε (in micro-units, so sums are exact) spent from `dataset`'s budget by
+/// the entry's run, and the δ that release spent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spend {
+    pub dataset: String,
+    pub epsilon_micros: u64,
+    /// δ as written in the contract (a decimal string: it is recorded, not summed).
+    pub delta: String,
+}
+
+/// ε spent from `dataset` so far (micro-units): the sum of the log's budget entries.
+pub fn spent_micros(entries: &[Entry], dataset: &str) -> u64 {
+    entries
+        .iter()
+        .filter(|e| e.event == Step::Budget && e.decision == Decision::Spent)
+        .filter_map(|e| e.spend.as_ref())
+        .filter(|s| s.dataset == dataset)
+        .map(|s| s.epsilon_micros)
+        .fold(0u64, u64::saturating_add)
 }
 
 impl Entry {

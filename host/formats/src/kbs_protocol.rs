@@ -151,6 +151,9 @@ pub enum RefusalKind {
     TooManySessions,
     /// The request body is larger than the route accepts.
     TooLarge,
+    /// The workload's differential-privacy ε exceeds what the dataset's budget has left at
+    /// this broker (its own ledger).
+    BudgetExhausted,
     Internal,
     /// A kind this client does not know.
     #[serde(other)]

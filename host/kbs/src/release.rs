@@ -9,6 +9,7 @@
 
 use cleanroom_attest::{AttestError, Expected, report_data_for};
 use cleanroom_policy::approval::{self, Approved};
+use cleanroom_policy::dp::Epsilon;
 use cleanroom_policy::governance;
 use cleanroom_policy::message::SignedMessage;
 use cleanroom_policy::{Contract, PolicyError, SignedContract, Workload};
@@ -67,6 +68,15 @@ pub enum Refusal {
     TooManySessions,
     #[error("the request body is larger than this route accepts")]
     TooLarge,
+    #[error(
+        "the differential-privacy budget of `{dataset}` at this broker is exhausted: {spent} of {total} spent, the workload asks for {asked}"
+    )]
+    BudgetExhausted {
+        dataset: String,
+        spent: String,
+        total: String,
+        asked: String,
+    },
     #[error("broker storage error")]
     Store,
 }
@@ -93,6 +103,7 @@ impl Refusal {
             Refusal::NotRecorded => RefusalKind::NotRecorded,
             Refusal::TooManySessions => RefusalKind::TooManySessions,
             Refusal::TooLarge => RefusalKind::TooLarge,
+            Refusal::BudgetExhausted { .. } => RefusalKind::BudgetExhausted,
             Refusal::Store => RefusalKind::Internal,
         }
     }
@@ -325,10 +336,49 @@ pub fn release(store: &Store, attested: &Attested, path: &str) -> Result<Release
             dataset: rec.dataset.clone(),
         }));
     }
+    charge_budget(store, attested, ds)?;
     store
         .unseal_key(path)
         .map_err(|_| Refusal::Store)?
         .ok_or_else(|| Refusal::UnknownResource { path: path.into() })
+}
+
+/// A DP workload's ε, charged to this broker's own ledger for the dataset before its key
+/// leaves, or refused when the dataset's budget has less left. The ledger lives in the
+/// broker's database, outside the room: a room whose audit log was rolled back (and so
+/// shows budget it no longer has) cannot spend it again here. Every key release of a DP
+/// workload charges, so a run that asks twice pays twice (never the reverse).
+fn charge_budget(
+    store: &Store,
+    attested: &Attested,
+    ds: &cleanroom_policy::contract::Dataset,
+) -> Result<(), Refusal> {
+    let Some(dp) = &attested.workload.dp else {
+        return Ok(());
+    };
+    let dataset = ds.name.get_ref();
+    let Some(budget) = &ds.dp else {
+        return Err(Refusal::NotApproved(PolicyError::NoDpBudget {
+            workload: attested.workload.name.clone(),
+            dataset: dataset.clone(),
+        }));
+    };
+    let (asked, total) = (dp.spend(), budget.total());
+    let charged = store
+        .charge_budget(
+            &attested.contract.digest().hex(),
+            dataset,
+            &attested.workload.digest().hex(),
+            asked.micros(),
+            total.micros(),
+        )
+        .map_err(|_| Refusal::Store)?;
+    charged.map_err(|spent| Refusal::BudgetExhausted {
+        dataset: dataset.clone(),
+        spent: Epsilon::from_micros(spent).to_string(),
+        total: total.to_string(),
+        asked: asked.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -353,6 +403,7 @@ mod tests {
                 host_key: None,
                 signature: None,
                 insecure: None,
+                spend: None,
                 hash: String::new(),
             };
             e.hash = e.compute_hash();

@@ -116,6 +116,9 @@ CREATE TABLE IF NOT EXISTS events (
   resource TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_heads (
   contract_digest TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dp_ledger (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, contract_digest TEXT NOT NULL,
+  dataset TEXT NOT NULL, workload_digest TEXT NOT NULL, epsilon_micros INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS governance (
   id INTEGER PRIMARY KEY AUTOINCREMENT, contract_digest TEXT NOT NULL, message TEXT NOT NULL,
   UNIQUE (contract_digest, message));
@@ -366,6 +369,57 @@ impl Store {
             ))
         })?;
         Ok(Some(keyfile::released_from_json(&plain, path)?))
+    }
+
+    /// ε (micro-units) spent from `dataset` under `contract_digest` so far.
+    pub fn budget_spent(&self, contract_digest: &str, dataset: &str) -> Result<u64> {
+        let c = self.conn.lock().expect("lock");
+        Self::spent_locked(&c, contract_digest, dataset).map_err(|e| self.err(e))
+    }
+
+    fn spent_locked(c: &Connection, contract_digest: &str, dataset: &str) -> rusqlite::Result<u64> {
+        let spent: i64 = c.query_row(
+            "SELECT COALESCE(SUM(epsilon_micros), 0) FROM dp_ledger
+             WHERE contract_digest = ?1 AND dataset = ?2",
+            params![contract_digest, dataset],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(spent).unwrap_or(u64::MAX))
+    }
+
+    /// Charge `micros` to `dataset`'s ledger if the spent total stays within `total`; the
+    /// read, the check and the write are one transaction under one lock (two sessions
+    /// cannot both pass against the old total), committed durably before this returns.
+    /// The inner error is the ε already spent, when the charge would exceed `total`.
+    pub fn charge_budget(
+        &self,
+        contract_digest: &str,
+        dataset: &str,
+        workload_digest: &str,
+        micros: u64,
+        total: u64,
+    ) -> Result<std::result::Result<(), u64>> {
+        let mut c = self.conn.lock().expect("lock");
+        let tx = c.transaction().map_err(|e| self.err(e))?;
+        let spent = Self::spent_locked(&tx, contract_digest, dataset).map_err(|e| self.err(e))?;
+        if spent.checked_add(micros).is_none_or(|after| after > total) {
+            return Ok(Err(spent));
+        }
+        let micros = i64::try_from(micros).map_err(|_| self.err("ε out of range"))?;
+        tx.execute(
+            "INSERT INTO dp_ledger (time, contract_digest, dataset, workload_digest, epsilon_micros)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                cleanroom_formats::clock::now_rfc3339(),
+                contract_digest,
+                dataset,
+                workload_digest,
+                micros
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Ok(()))
     }
 
     pub fn record_event(

@@ -143,6 +143,7 @@ impl<'r> AuditLog<'r> {
             host_key: None,
             signature: None,
             insecure: None,
+            spend: None,
             hash: String::new(),
         }
     }
@@ -151,6 +152,26 @@ impl<'r> AuditLog<'r> {
     pub fn append(&mut self, ev: Event<'_>) -> Result<()> {
         let e = self.base(&ev);
         self.push(e)
+    }
+
+    /// Append a budget (ledger) entry: `spend` charged to its dataset by this run. Durable
+    /// before it returns, like every append: a release that follows it is on the record
+    /// with its cost, and a crash after it leaves the budget spent, never refunded.
+    pub fn spend(&mut self, spend: cleanroom_formats::audit::Spend, reason: &str) -> Result<()> {
+        let subject = spend.dataset.clone();
+        let mut e = self.base(&Event {
+            event: Step::Budget,
+            subject: &subject,
+            decision: Decision::Spent,
+            reason,
+        });
+        e.spend = Some(spend);
+        self.push(e)
+    }
+
+    /// ε spent from `dataset` so far (micro-units), from the whole log.
+    pub fn spent_micros(&self, dataset: &str) -> u64 {
+        cleanroom_formats::audit::spent_micros(&self.entries, dataset)
     }
 
     /// Append a checkpoint signed by the host identity key.

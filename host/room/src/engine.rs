@@ -412,22 +412,42 @@ impl Engine {
         Ok(rules::check(plan, &inputs, destination)?)
     }
 
-    /// Plan `sql` (queries only), check the query rules, add the host's group counts to the
-    /// plan, execute it.
-    pub async fn execute(&self, sql: &str) -> Result<Counted> {
+    /// Plan `sql` (queries only), check the query rules, and take the plan apart for a
+    /// differentially private release (`crate::dp`).
+    pub async fn dp_query(&self, sql: &str) -> Result<crate::dp::DpQuery> {
         let checked = self.check(sql).await?;
-        let output_schema = Arc::new(checked.plan().schema().as_arrow().clone());
-        let (counted, count_columns) = guards::add_group_count(checked)?;
-        let batches = self
-            .ctx
-            .execute_logical_plan(counted)
+        let inputs: Vec<&Dataset> = self.datasets.iter().collect();
+        Ok(crate::dp::plan(checked, &inputs)?)
+    }
+
+    /// Run a DP query's per-(group, unit) plan.
+    pub async fn execute_dp(&self, q: &crate::dp::DpQuery) -> Result<Vec<RecordBatch>> {
+        self.collect(q.per_unit_plan().clone()).await
+    }
+
+    /// Execute a checked plan; an execution error is reported only by its category.
+    async fn collect(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<Vec<RecordBatch>> {
+        self.ctx
+            .execute_logical_plan(plan)
             .await
             .map_err(|e| self.map_plan_error(e))?
             .collect()
             .await
             .map_err(|e| RoomError::QueryFailed {
                 category: execution_category(&e),
-            })?;
+            })
+    }
+
+    /// Plan `sql` (queries only), check the query rules, add the host's group counts to the
+    /// plan, execute it.
+    pub async fn execute(&self, sql: &str) -> Result<Counted> {
+        let checked = self.check(sql).await?;
+        let output_schema = Arc::new(checked.plan().schema().as_arrow().clone());
+        let (counted, count_columns) = guards::add_group_count(checked)?;
+        let batches = self.collect(counted).await?;
         Ok(Counted {
             output_schema,
             batches,

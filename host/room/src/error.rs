@@ -141,6 +141,40 @@ pub enum GuardRefusal {
     TooManyMetrics { max: u64 },
 }
 
+/// Why a differentially private release was refused (see `crate::dp`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpRefusal {
+    /// The run would spend more than the dataset's budget has left (checked against the
+    /// room's audit log before any key is requested).
+    #[error(
+        "the differential-privacy budget of `{dataset}` is exhausted: {spent} of {total} spent, the workload asks for {asked}"
+    )]
+    BudgetExhausted {
+        dataset: String,
+        spent: String,
+        total: String,
+        asked: String,
+    },
+    #[error("input `{dataset}` declares no dp budget")]
+    NoBudget { dataset: String },
+    #[error("a DP release needs exactly one privacy unit behind its output groups, found {found}")]
+    PrivacyUnits { found: usize },
+    #[error(
+        "aggregate `{function}` has no differentially private version here: use COUNT, COUNT(DISTINCT unit), SUM or AVG"
+    )]
+    Aggregate { function: String },
+    #[error("`{column}` has no dp.bounds in the contract, so its sum has no sensitivity")]
+    NoBounds { column: String },
+    #[error("not supported in a DP release: {what}")]
+    Unsupported { what: &'static str },
+    #[error("the DP rewrite failed: {reason}")]
+    Rewrite { reason: String },
+    /// OpenDP refused a measurement (its error kind only).
+    #[error("the noise could not be drawn: {reason}")]
+    Noise { reason: String },
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RoomError {
@@ -213,6 +247,8 @@ pub enum RoomError {
     QueryFailed { category: &'static str },
     #[error("guard refused the output: {0}")]
     Guard(#[from] GuardRefusal),
+    #[error("differential privacy refused the run: {0}")]
+    Dp(#[from] DpRefusal),
     #[error("module refused: {}", describe_module(.0))]
     Module(SandboxError),
     #[error(
@@ -269,6 +305,7 @@ impl RoomError {
             | RoomError::InputNotSealed { .. }
             | RoomError::Query(_)
             | RoomError::Guard(_)
+            | RoomError::Dp(_)
             | RoomError::Module(_)
             | RoomError::ModuleWrongWorld { .. } => ErrorClass::Refused,
             RoomError::BrokerUnreachable { .. }

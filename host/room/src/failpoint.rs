@@ -8,6 +8,9 @@ pub const OUTPUT_RECORDED: &str = "output-recorded";
 /// After a sealed output's file is renamed into place, before the run goes on.
 pub const OUTPUT_WRITTEN: &str = "output-written";
 
+/// After a DP release's budget entries are durable, before its output is sealed.
+pub const BUDGET_RECORDED: &str = "budget-recorded";
+
 /// Abort the process here if the test asked for this point.
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {

@@ -13,6 +13,8 @@
 //!   minimum-group-size guard as a plan rewrite (distinct privacy units per group).
 //! - [`rules`]: the query rules on the logical plan (allowed aggregates and functions,
 //!   column roles, joins, where the privacy units are).
+//! - [`dp`]: differentially private SQL releases: bounded per-unit contributions and
+//!   OpenDP's threshold and noise mechanisms.
 //! - [`deadline`]: a deadline checked inside DataFusion's operators (a module's queries).
 //! - [`sandbox`]: Wasm components under wasmtime, linked only to their world's imports
 //!   (see `wit/` and `docs/modules.md`).
@@ -42,6 +44,7 @@ pub mod attestation;
 pub mod audit;
 pub mod commands;
 pub mod deadline;
+pub mod dp;
 pub mod engine;
 pub mod error;
 pub mod failpoint;

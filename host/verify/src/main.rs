@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Verify or show an audit log.
     Audit(commands::audit::AuditArgs),
+    /// Show what each dataset's differential-privacy budget has left, from the audit log.
+    Budget(commands::budget::BudgetArgs),
     /// Open or inspect a sealed output.
     Output(commands::output::OutputArgs),
     /// Verify SNP / TDX / Azure / sim evidence offline.
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.command {
         Command::Audit(a) => commands::audit::run(a),
+        Command::Budget(a) => commands::budget::run(a),
         Command::Output(a) => commands::output::run(a),
         Command::Attest(a) => commands::attest::run(a),
     };

@@ -60,6 +60,21 @@ pub struct Room {
     pub digest: [u8; 32],
 }
 
+/// The demo's contract text (members with fresh keys, brokers at an unused address): for
+/// planning and parsing, not for runs.
+pub fn demo_contract_text() -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let entries: Vec<String> = MEMBERS
+        .iter()
+        .map(|m| member::keygen(m, &tmp.path().join(m)).unwrap())
+        .collect();
+    let broker = demo::BrokerRef {
+        url: "http://127.0.0.1:1".into(),
+        spki_sha256: None,
+    };
+    demo::contract_text(&entries, &"00".repeat(48), &broker, &broker)
+}
+
 pub fn member_dir(root: &Path, name: &str) -> PathBuf {
     root.join(name)
 }

@@ -72,16 +72,7 @@ pub(super) fn sql_output(
         Err(e) => return ctx.refuse(Step::Guard, &subject, e),
     };
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    if rows > g.max_output_rows {
-        return ctx.refuse(
-            Step::Guard,
-            &subject,
-            GuardRefusal::TooManyRows {
-                rows,
-                max: g.max_output_rows,
-            },
-        );
-    }
+    check_row_cap(loaded, rows, ctx)?;
     ctx.ok(
         Step::Guard,
         &subject,
@@ -105,10 +96,33 @@ pub(super) fn sql_output(
         .first()
         .map(|b| b.schema())
         .unwrap_or(counted.output_schema);
+    result_output(loaded, &schema, &batches, Tally { rows, dropped })
+}
+
+/// The row cap of a SQL result.
+fn check_row_cap(loaded: &Loaded, rows: u64, ctx: &mut Ctx<'_, '_>) -> Result<()> {
+    let max = loaded.guards().max_output_rows;
+    if rows > max {
+        return ctx.refuse(
+            Step::Guard,
+            &loaded.workload_subject(),
+            GuardRefusal::TooManyRows { rows, max },
+        );
+    }
+    Ok(())
+}
+
+/// A SQL result that passed its guards, encoded for sealing to the output recipients.
+fn result_output(
+    loaded: &Loaded,
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[arrow::array::RecordBatch],
+    tally: Tally,
+) -> Result<(Vec<Guarded>, Tally)> {
     let workload = loaded.workload();
     let (content, format) = match workload.output.format {
-        OutputFormat::Csv => (engine::to_csv(&schema, &batches)?, "csv"),
-        OutputFormat::Json => (engine::to_json_lines(&batches)?, "json"),
+        OutputFormat::Csv => (engine::to_csv(schema, batches)?, "csv"),
+        OutputFormat::Json => (engine::to_json_lines(batches)?, "json"),
     };
     let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
     Ok((
@@ -118,10 +132,93 @@ pub(super) fn sql_output(
             content,
             format,
             columns,
-            rows,
+            rows: tally.rows,
         }],
-        Tally { rows, dropped },
+        tally,
     ))
+}
+
+/// A DP workload's release: OpenDP's noise and threshold on the bounded contributions,
+/// then the budget spent, on the record, before anything is sealed.
+///
+/// The ledger entries (one per input, ε in exact micro-units) are appended and fsynced
+/// before this returns, so before the seal stage records any output: after a crash between
+/// the two, the budget is spent and nothing was released; never the reverse. The number of
+/// groups the threshold withheld is not recorded (it is not differentially private).
+pub(super) fn dp_output(
+    loaded: &Loaded,
+    produced: super::sql::DpProduced,
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<(Vec<Guarded>, Tally)> {
+    let subject = loaded.workload_subject();
+    let workload = loaded.workload();
+    let Some(dp) = &workload.dp else {
+        return ctx.refuse(
+            Step::Guard,
+            &subject,
+            crate::error::DpRefusal::Unsupported {
+                what: "a DP release for a workload without dp",
+            },
+        );
+    };
+    let spec = crate::dp::Spec {
+        epsilon: dp.spend(),
+        mechanism: dp.mechanism,
+        bounds: produced.query.bounds(),
+        min_units: loaded.guards().min_group_size,
+    };
+    let q = &produced.query;
+    let released = match crate::dp::release(&produced.contributions, q.measures(), &spec)
+        .and_then(|r| crate::dp::to_batch(q, &produced.contributions, &r).map(|(s, b)| (r, s, b)))
+    {
+        Ok(x) => x,
+        Err(e) => return ctx.refuse(Step::Guard, &subject, e),
+    };
+    let (r, schema, batch) = released;
+    let rows = batch.num_rows() as u64;
+    let g = loaded.guards();
+    check_row_cap(loaded, rows, ctx)?;
+    ctx.ok(
+        Step::Guard,
+        &subject,
+        Decision::Applied,
+        &format!(
+            "differential privacy ({}, ε {} by OpenDP's privacy maps, δ {:e}): each privacy unit in at most {} groups with at most {} rows each; group keys released through a noisy threshold of {} distinct units; {rows} rows released (cap {})",
+            dp.mechanism.as_str(),
+            r.epsilon_spent(),
+            r.delta,
+            spec.bounds.max_groups_per_unit,
+            spec.bounds.max_rows_per_unit,
+            r.threshold,
+            g.max_output_rows,
+        ),
+    )?;
+    for name in &workload.inputs {
+        let delta = loaded
+            .contract()
+            .dataset(name)
+            .and_then(|d| d.dp.as_ref())
+            .map_or(0.0, |d| d.delta);
+        ctx.spend(
+            cleanroom_formats::audit::Spend {
+                dataset: name.clone(),
+                epsilon_micros: spec.epsilon.micros(),
+                delta: format!("{delta:e}"),
+            },
+            &format!(
+                "ε {} spent by a {} release of workload {subject}",
+                spec.epsilon,
+                dp.mechanism.as_str()
+            ),
+        )?;
+    }
+    crate::failpoint::hit(crate::failpoint::BUDGET_RECORDED);
+    result_output(
+        loaded,
+        &schema,
+        std::slice::from_ref(&batch),
+        Tally { rows, dropped: 0 },
+    )
 }
 
 /// The module's log, if the contract's logging consent lets it out (else its discarding is

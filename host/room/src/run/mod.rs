@@ -163,6 +163,15 @@ impl Ctx<'_, '_> {
         i
     }
 
+    /// Append a budget (ledger) entry, durable before it returns.
+    pub(crate) fn spend(
+        &mut self,
+        spend: cleanroom_formats::audit::Spend,
+        reason: &str,
+    ) -> Result<()> {
+        self.audit.spend(spend, reason)
+    }
+
     /// The log's head (`seq`, `hash`): what a key request carries and an output anchors.
     /// Every run appends entries before it asks for keys or seals, so the log has a head.
     pub(crate) fn anchor(&self) -> (u64, String) {
@@ -217,6 +226,15 @@ async fn stages(
     phases.push(("decrypt".into(), t.elapsed()));
     let t = std::time::Instant::now();
     let (guarded, tally) = match loaded.program() {
+        load::Program::Sql(sql) if loaded.workload().dp.is_some() => {
+            let sql = sql.to_string();
+            let produced = sql::execute_dp(&loaded, &sql, ctx).await?;
+            phases.push(("query".into(), t.elapsed()));
+            let t = std::time::Instant::now();
+            let g = guard::dp_output(&loaded, produced, ctx)?;
+            phases.push(("guard".into(), t.elapsed()));
+            g
+        }
         load::Program::Sql(sql) => {
             let sql = sql.to_string();
             let produced = sql::execute(&loaded, &sql, ctx).await?;

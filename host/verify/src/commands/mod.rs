@@ -3,4 +3,5 @@
 
 pub mod attest;
 pub mod audit;
+pub mod budget;
 pub mod output;
