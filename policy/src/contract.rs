@@ -152,6 +152,11 @@ pub struct Dataset {
     /// `privacy_unit`). Absent: no workload may ask for a DP release from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp: Option<crate::dp::DatasetDp>,
+    /// A SQL query may read this dataset only inner-joined with data of the querier (a
+    /// dataset owned by one of the workload's output recipients), unless the querier is its
+    /// owner: its rows never leave on their own, only as overlap with the querier's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join_required: bool,
 }
 
 /// The roles of a dataset's allowed fields in SQL (`[datasets.columns]`). The query rules

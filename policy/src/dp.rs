@@ -169,18 +169,55 @@ impl Mechanism {
 }
 
 /// A workload's `dp = { epsilon = .., mechanism = .. }`: its release is differentially
-/// private, spending `epsilon` from every input's budget.
+/// private, spending `epsilon` from every input's budget. For a SQL workload that is its
+/// result; for a module workload, its metrics: exactly the metrics named in
+/// `metric_bounds` are released, each clamped into its bounds, with noise.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadDp {
     pub epsilon: f64,
     pub mechanism: Mechanism,
+    /// Module workloads: `[low, high]` per metric the module may release.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_bounds: BTreeMap<String, [f64; 2]>,
 }
 
 impl WorkloadDp {
     /// The ε the run spends (validated at workload parse).
     pub fn spend(&self) -> Epsilon {
         Epsilon::parse(self.epsilon).unwrap_or(Epsilon::ZERO)
+    }
+
+    /// Check the values for a SQL (`module = false`) or module workload; `Err((field,
+    /// reason))`.
+    pub(crate) fn validate(&self, module: bool) -> Result<(), (String, String)> {
+        if let Err(r) = Epsilon::parse(self.epsilon) {
+            return Err(("dp.epsilon".into(), r.into()));
+        }
+        match (module, self.metric_bounds.is_empty()) {
+            (true, true) => {
+                return Err((
+                    "dp.metric_bounds".into(),
+                    "a module workload under dp releases only the metrics named here, with their bounds: name at least one".into(),
+                ));
+            }
+            (false, false) => {
+                return Err((
+                    "dp.metric_bounds".into(),
+                    "applies only to module workloads (a SQL result's bounds are the contract's dp.bounds)".into(),
+                ));
+            }
+            _ => {}
+        }
+        for (name, [low, high]) in &self.metric_bounds {
+            if !(low.is_finite() && high.is_finite() && low <= high) {
+                return Err((
+                    format!("dp.metric_bounds.{name}"),
+                    "must be [low, high] with finite low <= high".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

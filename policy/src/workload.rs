@@ -178,14 +178,12 @@ impl Workload {
             });
         }
         if let Some(dp) = &w.dp {
-            if let Err(r) = crate::dp::Epsilon::parse(dp.epsilon) {
-                return Err(invalid("dp.epsilon", r));
-            }
-            if w.module_digest.is_some() || w.sql.is_none() {
-                return Err(invalid(
-                    "dp",
-                    "differential privacy applies to SQL workloads only (a module's outputs are guarded by unit counts)",
-                ));
+            if let Err((field, reason)) = dp.validate(w.module_digest.is_some()) {
+                return Err(PolicyError::InvalidValue {
+                    source_name: source_name.to_string(),
+                    field,
+                    reason,
+                });
             }
             if w.output.row_level {
                 return Err(invalid(

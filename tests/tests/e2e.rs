@@ -12,9 +12,10 @@ use cleanroom_formats::audit::Step;
 use cleanroom_formats::{FormatError, StreamError};
 use cleanroom_policy::PolicyError;
 use cleanroom_room::attestation::{self, SimSource};
-use cleanroom_room::error::{GuardRefusal, QueryRefusal, RoomError};
+use cleanroom_room::error::{DpRefusal, GuardRefusal, QueryRefusal, RoomError};
 use cleanroom_room::sandbox::SandboxError;
 use common::{Room, Spec};
+use std::collections::BTreeMap;
 
 fn flip_byte(path: &std::path::Path, at: usize) {
     let mut b = std::fs::read(path).unwrap();
@@ -750,6 +751,87 @@ async fn training_module_runs_and_seals_weights_to_model_recipient_only() {
         .map(|e| format!("{}:{}", e.event, e.decision))
         .collect();
     assert!(events.contains(&"module:ran".to_string()), "{events:?}");
+    room.stop().await;
+}
+
+/// Issue 10: a module's metrics under `dp.metric_bounds` leave with OpenDP noise, exactly
+/// the named metrics (clamped into their bounds), and the run spends ε from every input's
+/// budget on the record; a metric the module writes that the workload does not name is
+/// refused without its (module-chosen) name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_metrics_under_dp_are_noisy_bounded_and_spend_the_budget() {
+    let spec = Spec {
+        // The conversions get a budget too (the training reads both datasets).
+        edit_contract: Box::new(|t| {
+            let roles = r#"columns = { metrics = ["value"], filters = ["ts"], join_keys = ["user_id_hash"] }"#;
+            t.replacen(
+                roles,
+                &format!("{roles}\ndp = {{ epsilon = 2.0, max_epsilon_per_run = 1.0 }}"),
+                1,
+            )
+        }),
+        ..Spec::default()
+    };
+    let room = Room::new(spec).await;
+    let dp = |bounds: &str| {
+        format!(
+            "dp = {{ epsilon = 1.0, mechanism = \"laplace\", metric_bounds = {{ {bounds} }} }}\n"
+        )
+    };
+    let with_dp = |bounds: &str| {
+        let text = std::fs::read_to_string(&room.workload).unwrap();
+        let text = text.replacen("\n[module]", &format!("\n{}\n[module]", dp(bounds)), 1);
+        std::fs::write(&room.workload, text).unwrap();
+        // The approvals of the workload without dp are for another digest.
+        std::fs::remove_file(&room.approvals).unwrap();
+        room.approve_all();
+    };
+    training_workload(&room, |b| b, "artifact_recipients = [\"advertiser\"]\n");
+    with_dp(
+        "loss = [0.0, 5.0], accuracy = [0.0, 1.0], rows = [0.0, 10000.0], epochs = [0.0, 100.0], extra = [0.0, 1.0]",
+    );
+    let report = room.run().await.expect("the module run succeeds");
+    let sk = cleanroom_formats::keys::encryption_key(
+        &common::member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
+    )
+    .unwrap();
+    let metrics: BTreeMap<String, f64> = report
+        .outputs
+        .iter()
+        .find_map(|p| {
+            let o =
+                cleanroom_formats::envelope::open(&std::fs::read(p).unwrap(), "advertiser", &sk)
+                    .unwrap();
+            (o.content.kind == cleanroom_formats::envelope::ContentKind::Metrics)
+                .then(|| serde_json::from_slice(&o.data).unwrap())
+        })
+        .unwrap();
+    let names: Vec<&str> = metrics.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["accuracy", "epochs", "extra", "loss", "rows"],
+        "exactly the named metrics"
+    );
+    // `epochs` is 50 exactly; its noise has scale (sum of the ranges) / ε = 10106.
+    assert_ne!(metrics["epochs"], 50.0, "the metrics are noisy");
+    let entries = room.audit();
+    assert_eq!(
+        cleanroom_formats::audit::spent_micros(&entries, "impressions"),
+        1_000_000
+    );
+    assert_eq!(
+        cleanroom_formats::audit::spent_micros(&entries, "conversions"),
+        1_000_000
+    );
+    // Bounds that leave out a metric the module writes: refused, nothing sealed.
+    training_workload(&room, |b| b, "artifact_recipients = [\"advertiser\"]\n");
+    with_dp("loss = [0.0, 5.0]");
+    let before = room.outputs().len();
+    match room.run().await {
+        Err(RoomError::Dp(DpRefusal::MetricWithoutBounds)) => {}
+        other => panic!("expected MetricWithoutBounds, got {other:?}"),
+    }
+    assert_eq!(room.outputs().len(), before);
     room.stop().await;
 }
 

@@ -379,3 +379,76 @@ async fn an_execution_error_on_a_secret_value_looks_like_any_other() {
         assert_eq!(e.to_string(), errors[0].to_string());
     }
 }
+
+/// `join_required`: a dataset whose owner requires it is read only inner-joined with the
+/// querier's own data (a dataset owned by an output recipient); alone, or only
+/// outer-joined (which keeps its unmatched rows), it is refused, before any key.
+#[tokio::test]
+async fn a_join_required_dataset_is_released_only_joined_with_the_querier_data() {
+    let text = common::demo_contract_text().replacen(
+        "privacy_unit = \"user_id_hash\"\n# What SQL",
+        "privacy_unit = \"user_id_hash\"\njoin_required = true\n# What SQL",
+        1,
+    );
+    let c = Contract::parse(&text, "contract.toml").unwrap();
+    assert!(c.dataset("impressions").unwrap().join_required);
+    let engine = Engine::for_planning(&inputs(&c)).unwrap();
+    let judge = |sql: &'static str, recipients: &'static [&'static str]| {
+        let engine = &engine;
+        let c = &c;
+        async move {
+            let checked = engine.check(sql).await.unwrap();
+            let recipients: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
+            cleanroom_room::rules::check_join_required(checked.plan(), &inputs(c), &recipients)
+        }
+    };
+    let alone = "SELECT campaign, COUNT(*) AS n FROM impressions GROUP BY campaign";
+    let inner = "SELECT i.campaign, COUNT(*) AS n FROM impressions i JOIN conversions c ON i.user_id_hash = c.user_id_hash GROUP BY i.campaign";
+    let refused = |r: Result<(), QueryRefusal>| match r {
+        Err(QueryRefusal::Rule { violation, .. }) => violation,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let join_required = RuleViolation::JoinRequired {
+        dataset: s("impressions"),
+    };
+    // The advertiser queries: the impressions only with its conversions, inner-joined.
+    assert_eq!(refused(judge(alone, &["advertiser"]).await), join_required);
+    assert_eq!(
+        refused(judge(demo::DEMO_SQL, &["advertiser"]).await),
+        join_required
+    );
+    judge(inner, &["advertiser"]).await.unwrap();
+    // The publisher owns the impressions: its own data, no join needed.
+    judge(alone, &["publisher"]).await.unwrap();
+}
+
+/// The join rule holds in a run, before any key: the demo's query keeps every exposed user
+/// (a LEFT JOIN), so with `join_required` on the impressions it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_required_dataset_read_alone_is_refused_before_any_key() {
+    let room = Room::new(Spec {
+        edit_contract: Box::new(|t| {
+            t.replacen(
+                "privacy_unit = \"user_id_hash\"\n# What SQL",
+                "privacy_unit = \"user_id_hash\"\njoin_required = true\n# What SQL",
+                1,
+            )
+        }),
+        ..Spec::default()
+    })
+    .await;
+    room.approve_all();
+    match room.run().await {
+        Err(RoomError::Query(QueryRefusal::Rule { violation, .. })) => assert_eq!(
+            violation,
+            RuleViolation::JoinRequired {
+                dataset: s("impressions")
+            }
+        ),
+        other => panic!("expected JoinRequired, got {other:?}"),
+    }
+    room.assert_refused(Step::Query);
+    assert_eq!(room.keys_released("publisher"), 0);
+    assert_eq!(room.keys_released("advertiser"), 0);
+    room.stop().await;
+}

@@ -712,3 +712,84 @@ pub fn to_batch(q: &DpQuery, c: &Contributions, r: &Released) -> Refused<(Schema
     })?;
     Ok((schema, batch))
 }
+
+/// A module's metrics under `dp.metric_bounds`: exactly the metrics named there (a metric
+/// the module did not write counts as its lower bound; whether a metric is written is the
+/// module's choice, so it must not decide what is released), each clamped into its bounds
+/// (a NaN to its lower bound), with OpenDP noise calibrated to the whole vector's
+/// sensitivity: one unit may move each metric across its whole range. A metric the module
+/// wrote that is not named is refused, without its name (module-chosen text). Returns the
+/// noisy metrics and the ε OpenDP's map accounts.
+pub fn noisy_metrics(
+    written: &std::collections::BTreeMap<String, f64>,
+    bounds: &std::collections::BTreeMap<String, [f64; 2]>,
+    epsilon: Epsilon,
+    mechanism: Mechanism,
+    delta: f64,
+) -> Refused<(std::collections::BTreeMap<String, f64>, f64)> {
+    if written.keys().any(|k| !bounds.contains_key(k)) {
+        return Err(DpRefusal::MetricWithoutBounds);
+    }
+    let exact: Vec<f64> = bounds
+        .iter()
+        .map(|(name, [low, high])| {
+            let v = written.get(name).copied().unwrap_or(*low);
+            if v.is_nan() {
+                *low
+            } else {
+                v.clamp(*low, *high)
+            }
+        })
+        .collect();
+    let ranges: Vec<f64> = bounds.values().map(|[l, h]| h - l).collect();
+    let eps = epsilon.as_f64();
+    let (noisy, spent) = match mechanism {
+        Mechanism::Laplace => {
+            let d_in: f64 = ranges.iter().sum();
+            if d_in == 0.0 {
+                (exact, 0.0)
+            } else {
+                let make = |s: f64| {
+                    make_laplace::<_, _, MaxDivergence>(
+                        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
+                        L1Distance::<f64>::default(),
+                        s,
+                        None,
+                    )
+                    .map_err(noise)
+                };
+                let scale = calibrate(d_in / eps, eps, |s| make(s)?.map(&d_in).map_err(noise))?;
+                let m = make(scale)?;
+                (
+                    m.invoke(&exact).map_err(noise)?,
+                    m.map(&d_in).map_err(noise)?,
+                )
+            }
+        }
+        Mechanism::Gaussian => {
+            let d_in = ranges.iter().map(|r| r * r).sum::<f64>().sqrt();
+            if d_in == 0.0 {
+                (exact, 0.0)
+            } else {
+                let make = |s: f64| {
+                    make_gaussian::<_, _, ZeroConcentratedDivergence>(
+                        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
+                        L2Distance::<f64>::default(),
+                        s,
+                        None,
+                    )
+                    .map_err(noise)
+                };
+                let scale = calibrate(d_in / eps, eps, |s| {
+                    Ok(rho_to_epsilon(make(s)?.map(&d_in).map_err(noise)?, delta))
+                })?;
+                let m = make(scale)?;
+                (
+                    m.invoke(&exact).map_err(noise)?,
+                    rho_to_epsilon(m.map(&d_in).map_err(noise)?, delta),
+                )
+            }
+        }
+    };
+    Ok((bounds.keys().cloned().zip(noisy).collect(), spent))
+}

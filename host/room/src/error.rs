@@ -98,6 +98,10 @@ pub enum RuleViolation {
         "the privacy unit `{column}` of `{dataset}` does not reach the output's aggregate as a plain column: keep it (group by it, join on it) in every subquery, so the host can count distinct units per group"
     )]
     PrivacyUnitNotTracked { dataset: String, column: String },
+    #[error(
+        "dataset `{dataset}` may be read only inner-joined with data of the querier (a dataset owned by an output recipient of the workload)"
+    )]
+    JoinRequired { dataset: String },
 }
 
 /// Why the guards refused what a run produced (nothing is sealed after one).
@@ -166,6 +170,10 @@ pub enum DpRefusal {
     Aggregate { function: String },
     #[error("`{column}` has no dp.bounds in the contract, so its sum has no sensitivity")]
     NoBounds { column: String },
+    /// The module wrote a metric the workload's `dp.metric_bounds` does not name (which one
+    /// is not said: metric names are module-chosen text).
+    #[error("the module wrote a metric that dp.metric_bounds does not name")]
+    MetricWithoutBounds,
     #[error("not supported in a DP release: {what}")]
     Unsupported { what: &'static str },
     #[error("the DP rewrite failed: {reason}")]

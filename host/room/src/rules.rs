@@ -540,6 +540,68 @@ impl Walker<'_> {
     }
 }
 
+/// The datasets scanned under `plan`.
+fn scanned(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let _ = plan.apply(|p| {
+        if let LogicalPlan::TableScan(t) = p {
+            out.insert(t.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// Whether some inner join in `plan` has `dataset` on one side and a dataset `querier`
+/// holds on the other.
+fn inner_joined(plan: &LogicalPlan, dataset: &str, querier: &dyn Fn(&str) -> bool) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|p| {
+        if let LogicalPlan::Join(j) = p
+            && j.join_type == JoinType::Inner
+        {
+            let (l, r) = (scanned(&j.left), scanned(&j.right));
+            let holds = |side: &BTreeSet<String>| side.iter().any(|n| querier(n));
+            if (l.contains(dataset) && holds(&r)) || (r.contains(dataset) && holds(&l)) {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// The contract's `join_required` rule for a released output: every dataset that sets it
+/// and that the plan reads is inner-joined with a dataset of the querier (owned by one of
+/// `recipients`, the workload's output recipients), unless the querier owns it.
+pub fn check_join_required(
+    plan: &LogicalPlan,
+    datasets: &[&Dataset],
+    recipients: &[String],
+) -> Result<(), QueryRefusal> {
+    let owner_of = |name: &str| {
+        datasets
+            .iter()
+            .find(|d| d.name.get_ref() == name)
+            .map(|d| d.owner.get_ref().as_str())
+    };
+    let querier = |name: &str| owner_of(name).is_some_and(|o| recipients.iter().any(|r| r == o));
+    let read = scanned(plan);
+    for d in datasets.iter().filter(|d| d.join_required) {
+        let name = d.name.get_ref();
+        if read.contains(name) && !querier(name) && !inner_joined(plan, name, &querier) {
+            return Err(QueryRefusal::Rule {
+                violation: RuleViolation::JoinRequired {
+                    dataset: name.clone(),
+                },
+                node: plan.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The aggregate whose groups are the output's rows: the topmost one, under projections,
 /// sorts, limits, filters (HAVING) and aliases; the same path the guard's count follows.
 pub fn top_aggregate(plan: &LogicalPlan) -> Option<&Aggregate> {

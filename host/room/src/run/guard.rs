@@ -99,6 +99,37 @@ pub(super) fn sql_output(
     result_output(loaded, &schema, &batches, Tally { rows, dropped })
 }
 
+/// The ledger: one durable `budget` entry per input of a DP workload, after its noise is
+/// drawn and before any of its outputs is sealed.
+fn spend_budget(
+    loaded: &Loaded,
+    dp: &cleanroom_policy::dp::WorkloadDp,
+    subject: &str,
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<()> {
+    let spend = dp.spend();
+    for name in &loaded.workload().inputs {
+        let delta = loaded
+            .contract()
+            .dataset(name)
+            .and_then(|d| d.dp.as_ref())
+            .map_or(0.0, |d| d.delta);
+        ctx.spend(
+            cleanroom_formats::audit::Spend {
+                dataset: name.clone(),
+                epsilon_micros: spend.micros(),
+                delta: format!("{delta:e}"),
+            },
+            &format!(
+                "ε {spend} spent by a {} release of workload {subject}",
+                dp.mechanism.as_str()
+            ),
+        )?;
+    }
+    crate::failpoint::hit(crate::failpoint::BUDGET_RECORDED);
+    Ok(())
+}
+
 /// The row cap of a SQL result.
 fn check_row_cap(loaded: &Loaded, rows: u64, ctx: &mut Ctx<'_, '_>) -> Result<()> {
     let max = loaded.guards().max_output_rows;
@@ -193,26 +224,7 @@ pub(super) fn dp_output(
             g.max_output_rows,
         ),
     )?;
-    for name in &workload.inputs {
-        let delta = loaded
-            .contract()
-            .dataset(name)
-            .and_then(|d| d.dp.as_ref())
-            .map_or(0.0, |d| d.delta);
-        ctx.spend(
-            cleanroom_formats::audit::Spend {
-                dataset: name.clone(),
-                epsilon_micros: spec.epsilon.micros(),
-                delta: format!("{delta:e}"),
-            },
-            &format!(
-                "ε {} spent by a {} release of workload {subject}",
-                spec.epsilon,
-                dp.mechanism.as_str()
-            ),
-        )?;
-    }
-    crate::failpoint::hit(crate::failpoint::BUDGET_RECORDED);
+    spend_budget(loaded, dp, &subject, ctx)?;
     result_output(
         loaded,
         &schema,
@@ -354,11 +366,53 @@ pub(super) fn module_output(
         ),
     };
     ctx.ok(Step::Guard, &subject, Decision::Applied, &applied)?;
-    if !out.metrics.is_empty() {
+    let metrics: Option<std::collections::BTreeMap<String, f64>> = match &workload.dp {
+        None => (!out.metrics.is_empty()).then(|| {
+            out.metrics
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect()
+        }),
+        Some(dp) => {
+            let written = out
+                .metrics
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect();
+            let delta = workload
+                .inputs
+                .iter()
+                .filter_map(|i| loaded.contract().dataset(i)?.dp.as_ref().map(|d| d.delta))
+                .fold(f64::MAX, f64::min);
+            match crate::dp::noisy_metrics(
+                &written,
+                &dp.metric_bounds,
+                dp.spend(),
+                dp.mechanism,
+                delta,
+            ) {
+                Ok((noisy, spent)) => {
+                    ctx.ok(
+                        Step::Guard,
+                        &subject,
+                        Decision::Applied,
+                        &format!(
+                            "differential privacy on the module's metrics ({}, ε {spent} by OpenDP's privacy map): the {} metrics dp.metric_bounds names, each clamped into its bounds",
+                            dp.mechanism.as_str(),
+                            noisy.len()
+                        ),
+                    )?;
+                    Some(noisy)
+                }
+                Err(e) => return ctx.refuse(Step::Guard, &subject, e),
+            }
+        }
+    };
+    if let Some(metrics) = metrics {
         guarded.push(Guarded {
             kind: OutputKind::Metrics,
             recipients: recipients.clone(),
-            content: serde_json::to_vec_pretty(&out.metrics).expect("an f64 map serialises"),
+            content: serde_json::to_vec_pretty(&metrics).expect("an f64 map serialises"),
             format: "json",
             columns: vec![],
             rows: 0,
@@ -376,6 +430,9 @@ pub(super) fn module_output(
     }
     if let Some(log) = module_log(loaded, &produced.log, ctx)? {
         guarded.push(log);
+    }
+    if let Some(dp) = &workload.dp {
+        spend_budget(loaded, dp, &subject, ctx)?;
     }
     Ok((guarded, Tally::default()))
 }

@@ -6,7 +6,8 @@
 //! admit  → Admitted       contract signed by every member, no suspension in force,
 //!                         proposal by a listed proposer, every input owner's approval
 //! (rules)                 SQL: the query rules on the plan over empty views, so a query
-//!                         breaking them is refused before any evidence or key request
+//!                         breaking them is refused before any evidence or key request;
+//!                         DP: the budget left by the audit log's ledger
 //! attest → Attested       the room's own evidence, binding its identity key, satisfies the
 //!                         contract (before anyone is asked for a key)
 //! keys   → KeysReleased   each input's key from its owner's broker

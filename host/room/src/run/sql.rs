@@ -16,28 +16,34 @@ use crate::error::{DpRefusal, Result};
 use crate::rules;
 
 /// Refuse, before any key is requested, approved SQL that breaks the query rules of its
-/// inputs. Workloads without SQL pass (a module's queries are checked when it makes them).
+/// inputs (a module's queries are checked when it makes them), and a DP workload (SQL or
+/// module) whose ε its inputs' budgets no longer have.
 pub(super) async fn check_before_keys(admitted: &Admitted, ctx: &mut Ctx<'_, '_>) -> Result<()> {
     let workload = admitted.workload();
+    let subject = format!("{} ({})", workload.name, workload.digest().hex());
     let Some(sql) = workload
         .sql
         .as_deref()
         .filter(|_| workload.module_digest.is_none())
     else {
-        return Ok(());
+        return check_budget(admitted, &subject, ctx);
     };
-    let subject = format!("{} ({})", workload.name, workload.digest().hex());
     let inputs = rules::inputs(admitted.contract().contract(), &workload.inputs);
     // The rules, then the guard's rewrite (which refuses an output that is not an
     // aggregate), on the plan over empty views.
-    let checked = match Engine::for_planning(&inputs) {
-        Ok(engine) if workload.dp.is_some() => engine.dp_query(sql).await.map(|_| ()),
-        Ok(engine) => engine
-            .check(sql)
-            .await
-            .and_then(|c| crate::guards::add_group_count(c).map(|_| ())),
-        Err(e) => Err(e),
+    // The rules, the join rule, and the rewrite that runs (the guard's, which refuses an
+    // output that is not an aggregate, or the DP one), on the plan over empty views.
+    let check = async {
+        let engine = Engine::for_planning(&inputs)?;
+        let checked = engine.check(sql).await?;
+        rules::check_join_required(checked.plan(), &inputs, &workload.output.recipients)?;
+        match workload.dp {
+            Some(_) => crate::dp::plan(checked, &inputs).map(|_| ())?,
+            None => crate::guards::add_group_count(checked).map(|_| ())?,
+        }
+        Ok::<_, crate::RoomError>(())
     };
+    let checked = check.await;
     match checked {
         Ok(_) => ctx.ok(
             Step::Query,
