@@ -1,13 +1,22 @@
 //! Replays fuzz corpora through a fuzz target's entry function: no input may panic. Not a
 //! module of the fuzz crate: the replay tests of the parsing crates
-//! (`policy/tests/fuzz_corpus.rs`, `attest/tests/fuzz_corpus.rs`) include it with `#[path]`,
-//! so CI replays every committed corpus without a sanitizer or nightly build.
+//! (`policy/tests/fuzz_corpus.rs`, `attest/tests/fuzz_corpus.rs`,
+//! `host/formats/tests/fuzz_corpus.rs`) include it with `#[path]`, so CI replays every
+//! committed corpus without a sanitizer or nightly build.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-/// The fuzz directory, seen from a crate one level below the repository root.
-const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
+/// The fuzz directory: `fuzz/` in the nearest directory above the including crate that has
+/// one (the repository root, one level above `policy/`, two above `host/formats/`).
+fn fuzz_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|d| d.join("fuzz"))
+        .find(|d| d.join("replay.rs").is_file())
+        .unwrap_or_else(|| panic!("no fuzz/replay.rs above {}", manifest.display()))
+}
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -41,11 +50,11 @@ fn replay(dir: &Path, entry: fn(&[u8])) -> usize {
 }
 
 pub fn corpus(target: &str, entry: fn(&[u8])) {
-    let dir = Path::new(FUZZ).join("corpus").join(target);
+    let dir = fuzz_dir().join("corpus").join(target);
     let n = replay(&dir, entry);
     assert!(n > 0, "{} holds no inputs", dir.display());
 }
 
 pub fn regressions(target: &str, entry: fn(&[u8])) {
-    replay(&Path::new(FUZZ).join("regressions").join(target), entry);
+    replay(&fuzz_dir().join("regressions").join(target), entry);
 }

@@ -36,7 +36,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 fuzz=fuzz
 all_targets=(contract_toml workload_toml cose_bytes cose_base64 snp_report snp_chain tdx_quote
-  azure_hcl evidence_json evidence_parts)
+  azure_hcl evidence_json evidence_parts sealed_stream output_envelope key_file file_identity
+  kbs_json jwe audit_log)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 cap=${FUZZ_CORPUS_CAP:-300}
 budget=${FUZZ_CORPUS_BYTES:-524288}
@@ -70,7 +71,21 @@ dict_for() {
     contract_toml | workload_toml) echo "$fuzz/dict/toml.dict" ;;
     evidence_json) echo "$fuzz/dict/json.dict" ;;
     snp_chain | tdx_quote | evidence_parts) echo "$fuzz/dict/parts.dict" ;;
+    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log)
+      echo "$fuzz/dict/formats.dict" ;;
     *) echo "" ;;
+  esac
+}
+
+# Largest single allocation (MB) a target may make before libFuzzer reports it as an OOM
+# crash (libFuzzer's default is the RSS limit). The formats parsers read length fields from
+# their input; the largest they may allocate by design is two sealed-stream segment buffers
+# of MAX_SEGMENT_SIZE (16 MiB) + 16 bytes each, so anything above 64 MB is a finding.
+malloc_limit_for() {
+  case $1 in
+    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log)
+      echo 64 ;;
+    *) echo 2048 ;;
   esac
 }
 
@@ -136,7 +151,8 @@ for t in "${targets[@]}"; do
   before=$(find "$fuzz/artifacts/$t" -maxdepth 1 -type f | sort)
   dict=$(dict_for "$t")
   args=(-max_total_time="$secs" -runs="$runs" -rss_limit_mb=2048 -timeout=30
-    -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$t/")
+    -malloc_limit_mb="$(malloc_limit_for "$t")" -print_final_stats=1
+    -artifact_prefix="$fuzz/artifacts/$t/")
   [[ -n $dict ]] && args+=(-dict="$dict")
   [[ -n ${FUZZ_SEED:-} ]] && args+=(-seed="$FUZZ_SEED")
   echo "== $t: ${secs}s$( ((runs >= 0)) && echo ", at most $runs runs")" >&2

@@ -1,4 +1,5 @@
 //! Writes the seed corpora `fuzz/corpus/<target>/seed-*` and `fuzz/fixtures/contract.toml`.
+//! The seeds of the `cleanroom-formats` targets are written by [`formats_seeds`].
 //!
 //! Seeds come from the real attestation vectors (`attest/tests/data`, copied unchanged from
 //! `shared/testdata/attestation`), the contract and workload examples in `docs/` and the
@@ -19,6 +20,11 @@ mod parts;
 #[allow(dead_code)]
 #[path = "../../src/attest.rs"]
 mod attest;
+
+#[path = "../../src/formats.rs"]
+mod formats;
+
+mod formats_seeds;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -964,9 +970,20 @@ fn verify(bundle: &EvidenceBundle, vmpl: Option<u32>) -> Result<(), cleanroom_at
     cleanroom_attest::verify(bundle, &attest::refs(vmpl), &expected, parts::JULY_2025).map(|_| ())
 }
 
+/// `seedgen [policy] [attest] [formats]`: the seeds of those crates' targets (default: all);
+/// the corpora of the others are left alone.
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |group: &str| args.is_empty() || args.iter().any(|a| a == group);
     let mut corpus = Corpus::default();
-    policy_seeds(&mut corpus);
-    attest_seeds(&mut corpus);
+    if wanted("policy") {
+        policy_seeds(&mut corpus);
+    }
+    if wanted("attest") {
+        attest_seeds(&mut corpus);
+    }
+    if wanted("formats") {
+        formats_seeds::formats_seeds(&mut corpus);
+    }
     corpus.write();
 }
