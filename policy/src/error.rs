@@ -158,6 +158,19 @@ pub enum PolicyError {
         epsilon: String,
         cap: String,
     },
+    #[error(
+        "request from `{member}` was created at {created_at}, outside {window} s of the room's clock ({now}): stale or from the future"
+    )]
+    StaleRequest {
+        member: String,
+        created_at: u64,
+        now: u64,
+        window: u64,
+    },
+    #[error(
+        "member `{member}` may not request runs of workload `{workload}`: only its proposer and the owners of its inputs may"
+    )]
+    RunNotAllowed { member: String, workload: String },
     #[error("the room is suspended by {by}")]
     Suspended { by: String },
 }

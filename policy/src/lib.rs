@@ -19,6 +19,8 @@
 //!   roles (dimension, metric, min/max, join key, filter) the room judges plans by.
 //! - [`dp`]: differential privacy: a dataset's ε budget and contribution bounds, a
 //!   workload's `dp` request, ε as an exact quantity (micro-units).
+//! - [`request`]: members' signed requests to a room service (run a workload, fetch an
+//!   output): freshness, nonce form, who may request a run.
 //! - [`guards`]: the effective output guards of a run (minimum rows per input, minimum group
 //!   size, output caps).
 //!
@@ -47,6 +49,7 @@ pub mod guards;
 pub mod message;
 pub mod proposal;
 pub mod query_rules;
+pub mod request;
 pub mod workload;
 
 pub use contract::{AttestationWarning, Contract, ContractDigest, PrivacyWarning, SignedContract};

@@ -31,6 +31,10 @@ pub enum MessageType {
     WorkloadApprove,
     Suspend,
     Resume,
+    /// A member asks a room service to run an approved workload.
+    RunRequest,
+    /// A recipient asks a room service for a sealed output.
+    OutputFetch,
 }
 
 impl MessageType {
@@ -41,6 +45,8 @@ impl MessageType {
             MessageType::WorkloadApprove => "workload-approve",
             MessageType::Suspend => "suspend",
             MessageType::Resume => "resume",
+            MessageType::RunRequest => "run-request",
+            MessageType::OutputFetch => "output-fetch",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -50,6 +56,8 @@ impl MessageType {
             "workload-approve" => MessageType::WorkloadApprove,
             "suspend" => MessageType::Suspend,
             "resume" => MessageType::Resume,
+            "run-request" => MessageType::RunRequest,
+            "output-fetch" => MessageType::OutputFetch,
             _ => return None,
         })
     }

@@ -63,6 +63,9 @@ pub enum Command {
         )]
         args: Vec<OsString>,
     },
+    /// Members: act on a running room service (`cleanroom-room serve`) over attested TLS:
+    /// verify it, propose, approve, request runs, fetch outputs and the audit log.
+    Room(commands::room::RoomArgs),
     /// Recipients: open a sealed output.
     Output(cleanroom_verify::commands::output::OutputArgs),
     /// Anyone: verify the audit log.
@@ -99,6 +102,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Run { args } => commands::delegate::run("cleanroom-room", &["run"], args),
         Command::Output(a) => cleanroom_verify::commands::output::run(a),
         Command::Audit(a) => cleanroom_verify::commands::audit::run(a),
+        Command::Room(a) => commands::room::run(a),
         Command::Budget(a) => cleanroom_verify::commands::budget::run(a),
         Command::Module(a) => commands::module::run(a),
         Command::Attest(a) => cleanroom_verify::commands::attest::run(a),

@@ -12,6 +12,8 @@
 //! - [`demo`]: the multi-party demo.
 //! - [`guest_build`]: building the guest modules from source (demo and tests).
 //! - [`processes`]: the room and the brokers as their own processes (demo and tests).
+//! - [`room_client`]: a member's client of a room service: evidence verified, TLS pinned
+//!   to the attested key, signed requests.
 
 pub mod broker_client;
 pub mod cli;
@@ -19,3 +21,4 @@ pub mod commands;
 pub mod demo;
 pub mod guest_build;
 pub mod processes;
+pub mod room_client;

@@ -2,7 +2,7 @@
 //!
 //! The formats every party shares, and nothing else: what the room writes, what a broker
 //! speaks, what a recipient opens and an auditor checks. No query engine, no sandbox, no
-//! server: a verifier or a recipient links this crate without wasmtime or DataFusion.
+//! server (the `https` listener is a feature only servers turn on): a verifier or a recipient links this crate without wasmtime or DataFusion.
 //!
 //! ## Module map
 //! - [`stream`]: the sealed-stream format (AES-256-GCM segments, header digest as AAD).
@@ -11,8 +11,10 @@
 //! - [`keyfile`]: dataset key files; [`keys`]: member signing and encryption key files.
 //! - [`identity`]: the identity of a sealed dataset file (what an owner registers with its
 //!   key, so the room refuses another version of the file).
-//! - [`tls`] (feature `tls`): the pinned-key TLS client configuration for key brokers.
+//! - [`tls`] (feature `tls`): the pinned-key TLS client configuration for key brokers and
+//!   room services; [`https`] (feature `https`): the HTTPS listener both serve on.
 //! - [`kbs_protocol`], [`jwe`]: the key broker protocol's wire types and its JWE.
+//! - [`room_protocol`]: the room service's wire types.
 //! - [`audit`]: the audit log's entry format and its typed vocabulary ([`audit::Step`],
 //!   [`audit::Decision`]).
 //! - [`load`]: contracts, workloads and signed messages as members hand them around.
@@ -27,6 +29,8 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod fsutil;
+#[cfg(feature = "https")]
+pub mod https;
 pub mod identity;
 pub mod jwe;
 pub mod kbs_protocol;
@@ -35,6 +39,7 @@ pub mod keys;
 pub mod load;
 #[cfg(feature = "tabular")]
 pub mod parquet;
+pub mod room_protocol;
 pub mod stream;
 #[cfg(feature = "tabular")]
 pub mod tabular;

@@ -147,8 +147,7 @@ impl ServerCertVerifier for PinnedVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // The client configuration offers TLS 1.3 only.
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+        tls12_not_offered()
     }
 
     fn verify_tls13_signature(
@@ -166,19 +165,113 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
+/// The client configurations offer TLS 1.3 only.
+fn tls12_not_offered() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+}
+
+/// Accepts any certificate, checks the handshake signature against its key, and remembers
+/// the SPKI pin of what was presented: for the one request whose answer authenticates the
+/// server by other means (a room service's attestation evidence, which binds its TLS key),
+/// after which the caller pins that key.
+#[derive(Debug)]
+pub struct CaptureVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+    presented: Mutex<Option<SpkiPin>>,
+}
+
+impl CaptureVerifier {
+    pub fn new() -> Self {
+        Self {
+            algorithms: provider().signature_verification_algorithms,
+            presented: Mutex::new(None),
+        }
+    }
+    /// The pin of the last certificate a server presented (and proved it holds the key of).
+    pub fn presented(&self) -> Option<SpkiPin> {
+        *self.presented.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Default for CaptureVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerCertVerifier for CaptureVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        spki_pin(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12_not_offered()
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let valid = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)?;
+        let pin = spki_pin(cert)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        *self.presented.lock().unwrap_or_else(|p| p.into_inner()) = Some(pin);
+        Ok(valid)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A TLS 1.3 client configuration that accepts any server key and remembers it (see
+/// [`CaptureVerifier`]).
+pub fn capture_client_config() -> Result<(rustls::ClientConfig, Arc<CaptureVerifier>), TlsError> {
+    let verifier = Arc::new(CaptureVerifier::new());
+    Ok((client_config_with(verifier.clone())?, verifier))
+}
+
+/// A TLS 1.3 client configuration whose server certificates `verifier` judges.
+fn client_config_with(
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+/// The pin of a raw SubjectPublicKeyInfo (DER).
+pub fn spki_pin_of_der(spki: &[u8]) -> SpkiPin {
+    use sha2::Digest;
+    SpkiPin(sha2::Sha256::digest(spki).into())
+}
+
 /// A TLS 1.3 client configuration that trusts only the broker key `pin`, and its verifier
 /// (ask it after a failed connection whether the broker presented another key).
 pub fn pinned_client_config(
     pin: SpkiPin,
 ) -> Result<(rustls::ClientConfig, Arc<PinnedVerifier>), TlsError> {
     let verifier = Arc::new(PinnedVerifier::new(pin));
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
-    Ok((config, verifier))
+    Ok((client_config_with(verifier.clone())?, verifier))
 }
 
 /// How a client reaches the broker at `url`, pinned as the contract says: TLS trusting only

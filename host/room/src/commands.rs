@@ -57,9 +57,23 @@ pub struct RunArgs {
 }
 
 pub fn evidence_source(args: &RunArgs) -> anyhow::Result<Arc<dyn EvidenceSource>> {
-    Ok(match args.platform.as_str() {
+    evidence_source_for(
+        &args.platform,
+        args.sim_launch_digest.as_deref(),
+        &args.contract,
+    )
+}
+
+/// The evidence source `platform` (`auto` or `sim`) names; for `sim`, launched with
+/// `sim_launch_digest` or the digest of `contract`.
+pub fn evidence_source_for(
+    platform: &str,
+    sim_launch_digest: Option<&str>,
+    contract: &std::path::Path,
+) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+    Ok(match platform {
         "sim" => {
-            let launch = match &args.sim_launch_digest {
+            let launch = match sim_launch_digest {
                 Some(h) => {
                     cleanroom_policy::ContractDigest::from_hex(h)
                         .ok_or_else(|| {
@@ -68,8 +82,8 @@ pub fn evidence_source(args: &RunArgs) -> anyhow::Result<Arc<dyn EvidenceSource>
                         .0
                 }
                 None => {
-                    let text = cleanroom_formats::fsutil::read_text(&args.contract)?;
-                    cleanroom_policy::Contract::parse(&text, &args.contract.display().to_string())?
+                    let text = cleanroom_formats::fsutil::read_text(contract)?;
+                    cleanroom_policy::Contract::parse(&text, &contract.display().to_string())?
                         .digest()
                         .0
                 }
@@ -80,7 +94,7 @@ pub fn evidence_source(args: &RunArgs) -> anyhow::Result<Arc<dyn EvidenceSource>
             })
         }
         _ => {
-            if args.sim_launch_digest.is_some() {
+            if sim_launch_digest.is_some() {
                 bail!("--sim-launch-digest applies only with --platform sim");
             }
             Arc::new(HardwareSource::detect().map_err(|e| {
@@ -155,5 +169,87 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
         println!("run {} committed", report.run_id);
         print_report(&mut std::io::stdout().lock(), &report)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The contract (its signatures in CONTRACT.sigs unless --sigs).
+    #[arg(long, value_name = "FILE")]
+    pub contract: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub sigs: Option<PathBuf>,
+    /// The service's state: room/ (audit log, outputs, evidence), workloads/, runs.json.
+    /// Back it up as a whole; a restored older copy is an older audit log, which the
+    /// brokers refuse keys to.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// Directory of sealed datasets (contract locations are relative to it).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address to listen on (HTTPS). Port 0 picks a free port; the first line printed is
+    /// `listening on https://ADDR`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
+    pub listen: String,
+    /// Evidence platform: `auto` detects SEV-SNP or TDX; `sim` is the INSECURE software
+    /// platform, accepted only by contracts with allow_simulated = true.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sim"])]
+    pub platform: String,
+    /// sim only: the contract digest the simulated VM was "launched" with. Default: the
+    /// digest of --contract.
+    #[arg(long, value_name = "HEX")]
+    pub sim_launch_digest: Option<String>,
+    /// Memory the query engine may use per run, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_LIMIT)]
+    pub memory_limit: usize,
+    /// Seconds a signed request's creation time may be off the room's clock.
+    #[arg(long, default_value_t = crate::service::DEFAULT_FRESHNESS)]
+    pub freshness: u64,
+    /// Runs that may wait in the queue.
+    #[arg(long, default_value_t = crate::service::DEFAULT_QUEUE)]
+    pub queue: usize,
+}
+
+/// `cleanroom-room serve`: boot (refusing to start unless its own evidence satisfies the
+/// contract), print the URL and the TLS key's pin, serve until SIGINT/SIGTERM.
+pub fn serve_command(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = crate::service::ServeConfig {
+        contract: args.contract.clone(),
+        contract_sigs: args
+            .sigs
+            .clone()
+            .unwrap_or_else(|| default_sigs(&args.contract)),
+        state: args.state.clone(),
+        data: args.data.clone(),
+        evidence: evidence_source_for(
+            &args.platform,
+            args.sim_launch_digest.as_deref(),
+            &args.contract,
+        )?,
+        memory_limit: args.memory_limit,
+        freshness: args.freshness,
+        queue: args.queue,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("--listen {}: {e}", args.listen))?;
+        let room = crate::service::start(cfg, listener).await?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {}", room.url)?;
+            writeln!(out, "tls key spki sha256 {}", room.pin)?;
+            out.flush()?;
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        room.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

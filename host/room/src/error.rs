@@ -272,6 +272,8 @@ pub enum RoomError {
     BadRecipient { recipient: String, what: String },
     #[error("the query engine failed: {what}")]
     Engine { what: String },
+    #[error(transparent)]
+    Service(crate::service::ServiceError),
 }
 
 impl From<FormatError> for RoomError {
@@ -321,6 +323,11 @@ impl RoomError {
             | RoomError::NoProgram
             | RoomError::BadRecipient { .. }
             | RoomError::Engine { .. } => ErrorClass::Invalid,
+            RoomError::Service(
+                crate::service::ServiceError::BootAttestation(_)
+                | crate::service::ServiceError::RolledBack { .. },
+            ) => ErrorClass::Refused,
+            RoomError::Service(_) => ErrorClass::Invalid,
         }
     }
 

@@ -124,6 +124,36 @@ fn audit_proof(log: &[Entry], broker_head: Option<u64>, head: u64) -> Vec<Entry>
     }
 }
 
+/// The audit log head (`seq`, `hash`) the broker last saw from a room of this contract, as
+/// its challenge names it (`auth` only; nothing is attested or released).
+pub async fn seen_head(
+    client: &BrokerClient,
+    contract_digest: &str,
+    platform: cleanroom_attest::Platform,
+) -> Result<Option<(u64, String)>> {
+    let resp = client
+        .http
+        .post(format!("{}/kbs/v0/auth", client.base()))
+        .json(&AuthRequest {
+            version: PROTOCOL_VERSION.into(),
+            tee: platform.to_string(),
+            extra_params: serde_json::to_value(AuthExtra {
+                contract_digest: contract_digest.to_string(),
+            })
+            .expect("serialises"),
+        })
+        .send()
+        .await
+        .map_err(|e| client.failed(e))?;
+    if !resp.status().is_success() {
+        return Err(client.failed(format!("auth answered HTTP {}", resp.status())));
+    }
+    let challenge: Challenge = resp.json().await.map_err(|e| client.failed(e))?;
+    Ok(ChallengeExtra::from_value(&challenge.extra_params)
+        .audit_head
+        .map(|h| (h.seq, h.hash)))
+}
+
 /// Run the protocol and return the released key with the identity of its sealed file.
 pub async fn fetch_key(
     client: &BrokerClient,

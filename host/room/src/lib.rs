@@ -18,6 +18,8 @@
 //! - [`deadline`]: a deadline checked inside DataFusion's operators (a module's queries).
 //! - [`sandbox`]: Wasm components under wasmtime, linked only to their world's imports
 //!   (see `wit/` and `docs/modules.md`).
+//! - [`service`]: the room as a service (`serve`): boot attestation, attested HTTPS,
+//!   members' signed requests, the run queue.
 //! - [`audit`]: the audit-log writer.
 //! - [`attestation`]: the room's evidence sources and its `sim` measurement.
 //! - [`kbs_client`]: the room's side of the key broker protocol.
@@ -53,6 +55,7 @@ pub mod kbs_client;
 pub mod rules;
 pub mod run;
 pub mod sandbox;
+pub mod service;
 
 pub use error::RoomError;
 

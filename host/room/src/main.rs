@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cleanroom_room::commands::{self, RunArgs};
+use cleanroom_room::commands::{self, RunArgs, ServeArgs};
 
 /// Cleanroom room: runs approved workloads over members' sealed data, only after proving
 /// with hardware attestation what it runs, and releases results only through guards, sealed
@@ -21,12 +21,16 @@ struct Cli {
 enum Command {
     /// Run an approved workload once.
     Run(RunArgs),
+    /// Serve the room over attested HTTPS: members propose, approve, request runs and fetch
+    /// outputs with signed requests (`cleanroom room --help`).
+    Serve(ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.command {
         Command::Run(a) => commands::run_command(a),
+        Command::Serve(a) => commands::serve_command(a),
     };
     match r {
         Ok(code) => code,

@@ -9,4 +9,5 @@ pub mod governance;
 pub mod measure;
 pub mod member;
 pub mod module;
+pub mod room;
 pub mod workload;

@@ -1,0 +1,651 @@
+//! The service's routes and the run worker. Every route is in [`ROUTES`], from which the
+//! router is built and against which a test checks the OpenAPI document ([`OPENAPI`]).
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use cleanroom_formats::audit::{Decision, Step};
+use cleanroom_formats::fsutil::{self, FileMode, Root};
+use cleanroom_formats::room_protocol::{
+    Accepted, ErrorBody, MessageBody, RoomRefusalKind, RunAccepted,
+};
+use cleanroom_policy::message::{MessageType, SignedMessage};
+use cleanroom_policy::request::{self, RunRequestPayload};
+use cleanroom_policy::workload::ApprovalPayload;
+use cleanroom_policy::{PolicyError, SignedContract};
+use tokio::sync::mpsc;
+
+use super::ServeConfig;
+use super::state::{RunRecord, RunState, Runs, WorkloadFiles, is_digest, workload_files};
+use crate::audit::{AuditLog, Event};
+use crate::error::Result;
+use crate::run::RunConfig;
+
+/// The OpenAPI 3.1 description of the routes (kept in `docs/api/openapi.json`).
+pub const OPENAPI: &str = include_str!("../../../../docs/api/openapi.json");
+
+/// Every route: (method, path in OpenAPI's template syntax).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/health"),
+    ("get", "/v1/evidence"),
+    ("get", "/v1/evidence/runs/{run}"),
+    ("get", "/v1/audit"),
+    ("get", "/v1/openapi.json"),
+    ("post", "/v1/proposals"),
+    ("get", "/v1/workloads/{digest}"),
+    ("post", "/v1/approvals"),
+    ("post", "/v1/runs"),
+    ("get", "/v1/runs"),
+    ("get", "/v1/runs/{id}"),
+    ("post", "/v1/outputs/fetch"),
+];
+
+/// Largest request body (a proposal carries a workload's text).
+const BODY_LIMIT: usize = 1 << 20;
+
+/// Why the service refused a request. `kind()` is the stable wire `type`.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestRefusal {
+    #[error("request is malformed: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Policy(PolicyError),
+    #[error("the request's nonce was seen before: a replay")]
+    Replayed,
+    #[error("no workload {digest} here: propose it first")]
+    UnknownWorkload { digest: String },
+    #[error("no output `{name}`")]
+    UnknownOutput { name: String },
+    #[error("member `{member}` is not a recipient of output `{name}`")]
+    NotARecipient { member: String, name: String },
+    #[error("no run `{id}`")]
+    UnknownRun { id: String },
+    #[error("the run queue is full ({max} waiting); try again later")]
+    QueueFull { max: usize },
+    #[error("room storage error")]
+    Storage,
+}
+
+impl RequestRefusal {
+    pub fn kind(&self) -> RoomRefusalKind {
+        match self {
+            RequestRefusal::Malformed(_) => RoomRefusalKind::MalformedRequest,
+            RequestRefusal::Policy(p) => match p {
+                PolicyError::SignerNotAMember { .. } => RoomRefusalKind::NotAMember,
+                PolicyError::BadSignature { .. } => RoomRefusalKind::BadSignature,
+                PolicyError::StaleRequest { .. } => RoomRefusalKind::StaleRequest,
+                PolicyError::RunNotAllowed { .. } => RoomRefusalKind::RunNotAllowed,
+                PolicyError::WrongMessageType { .. } | PolicyError::MalformedMessage { .. } => {
+                    RoomRefusalKind::MalformedRequest
+                }
+                _ => RoomRefusalKind::PolicyRefused,
+            },
+            RequestRefusal::Replayed => RoomRefusalKind::Replayed,
+            RequestRefusal::UnknownWorkload { .. } => RoomRefusalKind::UnknownWorkload,
+            RequestRefusal::UnknownOutput { .. } => RoomRefusalKind::UnknownOutput,
+            RequestRefusal::NotARecipient { .. } => RoomRefusalKind::NotARecipient,
+            RequestRefusal::UnknownRun { .. } => RoomRefusalKind::UnknownRun,
+            RequestRefusal::QueueFull { .. } => RoomRefusalKind::QueueFull,
+            RequestRefusal::Storage => RoomRefusalKind::Internal,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self.kind() {
+            RoomRefusalKind::MalformedRequest => StatusCode::BAD_REQUEST,
+            RoomRefusalKind::NotAMember | RoomRefusalKind::BadSignature => StatusCode::UNAUTHORIZED,
+            RoomRefusalKind::StaleRequest | RoomRefusalKind::Replayed => StatusCode::CONFLICT,
+            RoomRefusalKind::UnknownWorkload
+            | RoomRefusalKind::UnknownOutput
+            | RoomRefusalKind::UnknownRun => StatusCode::NOT_FOUND,
+            RoomRefusalKind::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+            RoomRefusalKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+impl From<PolicyError> for RequestRefusal {
+    fn from(e: PolicyError) -> Self {
+        RequestRefusal::Policy(e)
+    }
+}
+
+impl IntoResponse for RequestRefusal {
+    fn into_response(self) -> Response {
+        (
+            self.status(),
+            Json(ErrorBody {
+                kind: self.kind(),
+                detail: self.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+type Answer<T> = std::result::Result<T, RequestRefusal>;
+
+/// The service's state shared by the routes and the worker.
+pub struct Service {
+    cfg: ServeConfig,
+    contract: SignedContract,
+    evidence_json: Vec<u8>,
+    insecure: bool,
+    jobs: mpsc::Sender<String>,
+    runs: Mutex<Runs>,
+    /// Held by whoever appends to the audit log: a run (for its whole length) or a request.
+    log: tokio::sync::Mutex<()>,
+}
+
+impl Service {
+    pub(super) fn new(
+        cfg: ServeConfig,
+        contract: SignedContract,
+        evidence_json: Vec<u8>,
+        insecure: bool,
+        jobs: mpsc::Sender<String>,
+    ) -> Result<Self> {
+        let runs = Runs::load(&cfg.state)?;
+        Ok(Self {
+            cfg,
+            contract,
+            evidence_json,
+            insecure,
+            jobs,
+            runs: Mutex::new(runs),
+            log: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn room(&self) -> Answer<Root> {
+        Root::open(&self.cfg.state.join("room")).map_err(|_| RequestRefusal::Storage)
+    }
+
+    /// Append a request's entry to the audit log (under the log lock): `Ok(reason)` accepted,
+    /// `Err(reason)` refused. With `replay_check`, an accepted request whose subject (it
+    /// holds the nonce) an earlier accepted entry has is refused as a replay instead.
+    async fn record(
+        &self,
+        step: Step,
+        subject: &str,
+        outcome: std::result::Result<String, String>,
+        replay_check: bool,
+    ) -> Answer<()> {
+        let _held = self.log.lock().await;
+        let root = self.room()?;
+        let mut log = AuditLog::open(&root, None).map_err(|_| RequestRefusal::Storage)?;
+        if replay_check
+            && outcome.is_ok()
+            && log.entries().iter().any(|e| {
+                e.event == step && e.decision == Decision::Accepted && e.subject == subject
+            })
+        {
+            log.append(Event {
+                event: step,
+                subject,
+                decision: Decision::Refused,
+                reason: &RequestRefusal::Replayed.to_string(),
+            })
+            .map_err(|_| RequestRefusal::Storage)?;
+            return Err(RequestRefusal::Replayed);
+        }
+        let (decision, reason) = match outcome {
+            Ok(r) => (Decision::Accepted, r),
+            Err(r) => (Decision::Refused, r),
+        };
+        log.append(Event {
+            event: step,
+            subject,
+            decision,
+            reason: &reason,
+        })
+        .map_err(|_| RequestRefusal::Storage)
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut RunRecord)) {
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = runs.records.get_mut(id) {
+            f(r);
+        }
+        let _ = runs.save();
+    }
+}
+
+fn message(body: std::result::Result<Json<MessageBody>, JsonRejection>) -> Answer<SignedMessage> {
+    let Json(b) = body.map_err(|e| RequestRefusal::Malformed(e.body_text()))?;
+    SignedMessage::from_base64(&b.message).map_err(RequestRefusal::Policy)
+}
+
+fn now() -> u64 {
+    cleanroom_formats::clock::now_unix()
+}
+
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Build the router from [`ROUTES`].
+pub(super) fn router(service: Arc<Service>) -> axum::Router {
+    let mut router = axum::Router::new();
+    for (method, path) in ROUTES {
+        router = router.route(path, handler(method, path));
+    }
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(service)
+}
+
+fn handler(method: &str, path: &str) -> MethodRouter<Arc<Service>> {
+    match (method, path) {
+        ("get", "/v1/health") => get(health),
+        ("get", "/v1/evidence") => get(evidence),
+        ("get", "/v1/evidence/runs/{run}") => get(run_evidence),
+        ("get", "/v1/audit") => get(audit),
+        ("get", "/v1/openapi.json") => get(openapi),
+        ("post", "/v1/proposals") => post(propose),
+        ("get", "/v1/workloads/{digest}") => get(workload),
+        ("post", "/v1/approvals") => post(approve),
+        ("post", "/v1/runs") => post(run),
+        ("get", "/v1/runs") => get(runs),
+        ("get", "/v1/runs/{id}") => get(run_status),
+        ("post", "/v1/outputs/fetch") => post(fetch_output),
+        (m, p) => unreachable!("route {m} {p} is in ROUTES without a handler"),
+    }
+}
+
+async fn health(State(s): State<Arc<Service>>) -> Response {
+    Json(serde_json::json!({
+        "status": "ok",
+        "contract_digest": s.contract.digest().hex(),
+        "insecure": s.insecure,
+    }))
+    .into_response()
+}
+
+async fn evidence(State(s): State<Arc<Service>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.evidence_json.clone(),
+    )
+        .into_response()
+}
+
+/// A run's evidence bundle (what `audit verify --evidence` ties each checkpoint to).
+async fn run_evidence(State(s): State<Arc<Service>>, Path(run): Path<String>) -> Answer<Response> {
+    let valid = run.len() <= 64 && run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let unknown = || RequestRefusal::UnknownRun {
+        id: run.chars().take(64).collect(),
+    };
+    if !valid {
+        return Err(unknown());
+    }
+    let bytes = s
+        .room()?
+        .read(&format!("evidence/{run}.json"))
+        .map_err(|_| unknown())?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+async fn audit(State(s): State<Arc<Service>>) -> Answer<Response> {
+    let _held = s.log.lock().await;
+    let text = s
+        .room()?
+        .read(cleanroom_formats::audit::LOG_FILE)
+        .map_err(|_| RequestRefusal::Storage)?;
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], text).into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// `POST /v1/proposals`: a `workload-propose` by an allowed proposer; the workload and the
+/// proposal are kept under the workload's digest.
+async fn propose(
+    State(s): State<Arc<Service>>,
+    body: std::result::Result<Json<MessageBody>, JsonRejection>,
+) -> Answer<Json<Accepted>> {
+    let outcome = (|| -> Answer<(String, String, String)> {
+        let msg = message(body)?;
+        let p = cleanroom_policy::proposal::open(&s.contract, &msg)?;
+        if p.workload.module_digest.is_some() {
+            return Err(RequestRefusal::Malformed(
+                "module workloads are not yet accepted by the room service (run them with `cleanroom-room run`)".into(),
+            ));
+        }
+        let digest = p.payload.workload_digest.clone();
+        let f = workload_files(&s.cfg.state, &digest);
+        let write = |path: &std::path::Path, bytes: &[u8]| {
+            fsutil::write_file_atomic(path, bytes, FileMode::Public)
+                .map_err(|_| RequestRefusal::Storage)
+        };
+        write(&f.workload, p.payload.workload_toml.as_bytes())?;
+        write(&f.proposal, format!("{}\n", msg.to_base64()).as_bytes())?;
+        Ok((p.proposer, p.workload.name, digest))
+    })();
+    let subject = match &outcome {
+        Ok((member, name, digest)) => format!("proposal of {name} ({digest}) by {member}"),
+        Err(_) => "proposal".to_string(),
+    };
+    let recorded = match &outcome {
+        Ok(_) => Ok("verified and stored".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    s.record(Step::Proposal, &subject, recorded, false).await?;
+    let (member, _, digest) = outcome?;
+    Ok(Json(Accepted {
+        member,
+        workload_digest: digest,
+    }))
+}
+
+/// `GET /v1/workloads/{digest}`: a stored workload's text and proposal, for the owners
+/// who review and approve it.
+async fn workload(State(s): State<Arc<Service>>, Path(digest): Path<String>) -> Answer<Response> {
+    let f = stored(&s, &digest)?;
+    let text = fsutil::read_text(&f.workload).map_err(|_| RequestRefusal::Storage)?;
+    let proposal = fsutil::read_text(&f.proposal).map_err(|_| RequestRefusal::Storage)?;
+    Ok(Json(serde_json::json!({
+        "workload_digest": digest,
+        "workload_toml": text,
+        "proposal": proposal.trim(),
+    }))
+    .into_response())
+}
+
+fn stored(s: &Service, digest: &str) -> Answer<WorkloadFiles> {
+    let f = workload_files(&s.cfg.state, digest);
+    if !is_digest(digest) || !f.workload.exists() {
+        return Err(RequestRefusal::UnknownWorkload {
+            digest: digest.chars().take(64).collect(),
+        });
+    }
+    Ok(f)
+}
+
+/// `POST /v1/approvals`: a member's `workload-approve` of a stored workload, appended to
+/// its approvals (the run checks that every input's owner approved).
+async fn approve(
+    State(s): State<Arc<Service>>,
+    body: std::result::Result<Json<MessageBody>, JsonRejection>,
+) -> Answer<Json<Accepted>> {
+    let outcome = (|| -> Answer<(String, String, SignedMessage, WorkloadFiles)> {
+        let msg = message(body)?;
+        let member = s
+            .contract
+            .contract()
+            .verify_member_message(&msg, MessageType::WorkloadApprove)?
+            .name
+            .get_ref()
+            .clone();
+        let payload = ApprovalPayload::from_bytes(&msg.payload).ok_or_else(|| {
+            RequestRefusal::Malformed(format!(
+                "approval payload from `{member}` is not an approval"
+            ))
+        })?;
+        let f = stored(&s, &payload.workload_digest)?;
+        let workload = cleanroom_formats::load::load_workload(&f.workload)
+            .map_err(|_| RequestRefusal::Storage)?;
+        if workload.digest().hex() != payload.workload_digest {
+            return Err(RequestRefusal::Storage);
+        }
+        Ok((member, payload.workload_digest, msg, f))
+    })();
+    let subject = match &outcome {
+        Ok((member, digest, ..)) => format!("approval of {digest} by {member}"),
+        Err(_) => "approval".to_string(),
+    };
+    let recorded = match &outcome {
+        Ok(_) => Ok("verified and stored".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    s.record(Step::Approval, &subject, recorded, false).await?;
+    let (member, digest, msg, f) = outcome?;
+    let mut text = if f.approvals.exists() {
+        fsutil::read_text(&f.approvals).map_err(|_| RequestRefusal::Storage)?
+    } else {
+        String::new()
+    };
+    let line = msg.to_base64();
+    if !text.lines().any(|l| l.trim() == line) {
+        text.push_str(&line);
+        text.push('\n');
+        fsutil::write_file_atomic(&f.approvals, text.as_bytes(), FileMode::Public)
+            .map_err(|_| RequestRefusal::Storage)?;
+    }
+    Ok(Json(Accepted {
+        member,
+        workload_digest: digest,
+    }))
+}
+
+/// `POST /v1/runs`: a fresh `run-request` by the workload's proposer or an owner of one of
+/// its inputs, its nonce never accepted before; queued.
+async fn run(
+    State(s): State<Arc<Service>>,
+    body: std::result::Result<Json<MessageBody>, JsonRejection>,
+) -> Answer<Json<RunAccepted>> {
+    let outcome = (|| -> Answer<(String, RunRequestPayload)> {
+        let msg = message(body)?;
+        // The workload named in the payload, to verify the request against.
+        let claimed: RunRequestPayload = serde_json::from_slice(&msg.payload)
+            .map_err(|e| RequestRefusal::Malformed(format!("run-request payload: {e}")))?;
+        let f = stored(&s, &claimed.workload_digest)?;
+        let workload = cleanroom_formats::load::load_workload(&f.workload)
+            .map_err(|_| RequestRefusal::Storage)?;
+        let proposer = cleanroom_formats::load::read_proposal(&f.proposal)
+            .ok()
+            .flatten()
+            .and_then(|p| cleanroom_policy::proposal::open(&s.contract, &p).ok())
+            .map(|p| p.proposer);
+        let fresh = request::run_request(
+            &s.contract,
+            &msg,
+            &workload,
+            proposer.as_deref(),
+            now(),
+            s.cfg.freshness,
+        )?;
+        Ok((fresh.member().to_string(), fresh.payload().clone()))
+    })();
+    let subject = match &outcome {
+        Ok((member, p)) => format!("run-request {member} {}", p.nonce),
+        Err(_) => "run-request".to_string(),
+    };
+    let recorded = match &outcome {
+        Ok((_, p)) => Ok(format!(
+            "fresh, signed, allowed; workload {}",
+            p.workload_digest
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    s.record(Step::Run, &subject, recorded, true).await?;
+    let (member, payload) = outcome?;
+    let id = format!("q-{}", random_hex(8));
+    {
+        let mut runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.records.insert(
+            id.clone(),
+            RunRecord {
+                id: id.clone(),
+                workload_digest: payload.workload_digest,
+                requested_by: member,
+                state: RunState::Queued,
+                run_id: None,
+                outputs: vec![],
+                cause: None,
+            },
+        );
+        runs.save().map_err(|_| RequestRefusal::Storage)?;
+    }
+    if s.jobs.try_send(id.clone()).is_err() {
+        s.update(&id, |r| {
+            r.state = RunState::Refused;
+            r.cause = Some("the run queue was full".into());
+        });
+        return Err(RequestRefusal::QueueFull { max: s.cfg.queue });
+    }
+    Ok(Json(RunAccepted {
+        id,
+        state: "queued".into(),
+    }))
+}
+
+async fn runs(State(s): State<Arc<Service>>) -> Response {
+    let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+    Json(runs.records.values().cloned().collect::<Vec<_>>()).into_response()
+}
+
+async fn run_status(State(s): State<Arc<Service>>, Path(id): Path<String>) -> Answer<Response> {
+    let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+    runs.records
+        .get(&id)
+        .map(|r| Json(r.clone()).into_response())
+        .ok_or(RequestRefusal::UnknownRun {
+            id: id.chars().take(64).collect(),
+        })
+}
+
+/// Whether `name` is an output file name the room writes (`<run>-<index>.cro`).
+fn is_output_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.ends_with(".cro")
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+}
+
+/// `POST /v1/outputs/fetch`: a fresh `output-fetch` by one of the output's recipients.
+async fn fetch_output(
+    State(s): State<Arc<Service>>,
+    body: std::result::Result<Json<MessageBody>, JsonRejection>,
+) -> Answer<Response> {
+    let outcome = (|| -> Answer<(String, String, String, Vec<u8>)> {
+        let msg = message(body)?;
+        let fresh = request::output_fetch(&s.contract, &msg, now(), s.cfg.freshness)?;
+        let name = fresh.payload().output.clone();
+        let member = fresh.member().to_string();
+        if !is_output_name(&name) {
+            return Err(RequestRefusal::UnknownOutput {
+                name: name.chars().take(64).collect(),
+            });
+        }
+        let bytes = s
+            .room()?
+            .read(&format!("outputs/{name}"))
+            .map_err(|_| RequestRefusal::UnknownOutput { name: name.clone() })?;
+        let (_, recipients) =
+            cleanroom_formats::envelope::inspect(&bytes).map_err(|_| RequestRefusal::Storage)?;
+        if !recipients.iter().any(|r| r == &member) {
+            return Err(RequestRefusal::NotARecipient { member, name });
+        }
+        Ok((member, fresh.payload().nonce.clone(), name, bytes))
+    })();
+    let subject = match &outcome {
+        Ok((member, nonce, ..)) => format!("output-fetch {member} {nonce}"),
+        Err(_) => "output-fetch".to_string(),
+    };
+    let recorded = match &outcome {
+        Ok((.., name, _)) => Ok(format!("outputs/{name} sent to a recipient")),
+        Err(e) => Err(e.to_string()),
+    };
+    s.record(Step::Output, &subject, recorded, true).await?;
+    let (.., bytes) = outcome?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Bytes::from(bytes),
+    )
+        .into_response())
+}
+
+/// Run the queued runs one at a time, with the same stages as `cleanroom-room run`.
+pub(super) async fn worker(s: Arc<Service>, mut rx: mpsc::Receiver<String>) {
+    while let Some(id) = rx.recv().await {
+        let digest = {
+            let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+            match runs.records.get(&id) {
+                Some(r) => r.workload_digest.clone(),
+                None => continue,
+            }
+        };
+        s.update(&id, |r| r.state = RunState::Running);
+        let f = workload_files(&s.cfg.state, &digest);
+        let cfg = RunConfig {
+            contract: s.cfg.contract.clone(),
+            contract_sigs: s.cfg.contract_sigs.clone(),
+            workload: f.workload,
+            approvals: f.approvals,
+            proposal: f.proposal,
+            room_dir: s.cfg.state.join("room"),
+            data_dir: s.cfg.data.clone(),
+            evidence: s.cfg.evidence.clone(),
+            memory_limit: s.cfg.memory_limit,
+            module: None,
+        };
+        let result = {
+            let _held = s.log.lock().await;
+            crate::run::run(&cfg).await
+        };
+        s.update(&id, |r| match result {
+            Ok(report) => {
+                r.state = RunState::Committed;
+                r.run_id = Some(report.run_id);
+                r.outputs = report
+                    .outputs
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect();
+            }
+            Err(e) => {
+                r.state = RunState::Refused;
+                r.cause = Some(e.to_string());
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every route the router registers is described in the OpenAPI document, and every
+    /// described route is registered: adding a route without its description fails here.
+    #[test]
+    fn openapi_describes_exactly_the_registered_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let described: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.clone(), path.clone()))
+            })
+            .collect();
+        let registered: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(described, registered);
+        // And each registered route has a handler (the router builds).
+        for (m, p) in ROUTES {
+            let _ = handler(m, p);
+        }
+    }
+}
