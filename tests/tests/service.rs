@@ -661,3 +661,85 @@ fn assert_consistent(state: &Path) {
         }
     }
 }
+
+/// Acceptance 7: three members, two data owners and a result-only member (an agency that
+/// brings no data and receives the result). The owners propose, approve and run; the agency
+/// may not request the run (only the proposer and input owners may), fetches the result it
+/// receives and opens it; the owners, who do not receive it, cannot fetch it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_two_owners_and_a_result_only_member_collaborate() {
+    let room = Room::new(Spec {
+        extra_members: vec!["agency".into()],
+        edit_contract: Box::new(|t| {
+            t.replacen(
+                "recipients = [\"advertiser\", \"publisher\"]",
+                "recipients = [\"advertiser\", \"publisher\", \"agency\"]",
+                1,
+            )
+        }),
+        ..Spec::default()
+    })
+    .await;
+    let text = std::fs::read_to_string(&room.workload).unwrap().replacen(
+        "recipients = [\"advertiser\"]",
+        "recipients = [\"agency\"]",
+        1,
+    );
+    std::fs::write(&room.workload, text).unwrap();
+    room.approve_all();
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let c = contract(&room);
+    assert_eq!(c.contract().members.len(), 3);
+    let client = RoomClient::connect(&svc.url, c.contract()).await.unwrap();
+    let digest = install(&client, &room).await;
+    let by = |member: &str| {
+        signed(
+            &room,
+            member,
+            MessageType::RunRequest,
+            now(),
+            RunRequestPayload {
+                workload_digest: digest.clone(),
+                nonce: nonce(),
+            }
+            .to_bytes(),
+        )
+    };
+    assert_eq!(
+        refused(client.request_run(&by("agency")).await),
+        RoomRefusalKind::RunNotAllowed
+    );
+    // The publisher owns an input: it may request the run.
+    let q = client.request_run(&by("publisher")).await.unwrap();
+    let record = client.wait(&q.id).await.unwrap();
+    assert_eq!(record.state, RunState::Committed, "{record:?}");
+    let fetch = |member: &str| {
+        signed(
+            &room,
+            member,
+            MessageType::OutputFetch,
+            now(),
+            OutputFetchPayload {
+                output: record.outputs[0].clone(),
+                nonce: nonce(),
+            }
+            .to_bytes(),
+        )
+    };
+    for owner in ["publisher", "advertiser"] {
+        assert_eq!(
+            refused(client.fetch_output(&fetch(owner)).await),
+            RoomRefusalKind::NotARecipient
+        );
+    }
+    let bytes = client.fetch_output(&fetch("agency")).await.unwrap();
+    let sk = cleanroom_formats::keys::encryption_key(
+        &member_dir(room.root(), "agency").join("keys/agency.enc.key"),
+    )
+    .unwrap();
+    let opened = cleanroom_formats::envelope::open(&bytes, "agency", &sk).unwrap();
+    assert!(String::from_utf8_lossy(&opened.data).starts_with("campaign,reach"));
+    drop(svc);
+    room.stop().await;
+}

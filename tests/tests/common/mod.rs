@@ -34,6 +34,9 @@ pub struct Spec {
     pub edit_contract: Box<dyn Fn(String) -> String>,
     /// Segment size for the sealed CSV (small values make multi-segment files).
     pub segment_size: u32,
+    /// Members besides the two data owners (keys made, in the contract, signing it); no
+    /// data, no broker.
+    pub extra_members: Vec<String>,
 }
 
 impl Default for Spec {
@@ -45,6 +48,7 @@ impl Default for Spec {
             sql: demo::DEMO_SQL.to_string(),
             edit_contract: Box::new(|s| s),
             segment_size: DEFAULT_SEGMENT_SIZE,
+            extra_members: Vec::new(),
         }
     }
 }
@@ -127,6 +131,10 @@ impl Room {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             brokers.push(server::spawn(store, listener, Some(&identity)).unwrap());
         }
+        for name in &spec.extra_members {
+            let d = member_dir(&root, name);
+            entries.push(member::keygen(name, &d.join("keys")).unwrap());
+        }
         let measurement = hex::encode(attestation::self_measurement().unwrap());
         let text = demo::contract_text(
             &entries,
@@ -150,10 +158,14 @@ impl Room {
         cleanroom_formats::fsutil::write_file_atomic(&contract, text.as_bytes(), FileMode::Public)
             .unwrap();
         let sigs = contract_cmd::default_sigs(&contract);
-        for name in MEMBERS {
+        let signers = MEMBERS
+            .iter()
+            .map(|m| m.to_string())
+            .chain(spec.extra_members.iter().cloned());
+        for name in signers {
             contract_cmd::sign(
                 &contract,
-                &member_dir(&root, name).join(format!("keys/{name}.sign.key")),
+                &member_dir(&root, &name).join(format!("keys/{name}.sign.key")),
                 &sigs,
             )
             .unwrap();
