@@ -232,3 +232,66 @@ async fn broker_killed_while_releasing_keys_keeps_its_database_and_serves_again(
     drop(broker);
     room.stop().await;
 }
+
+/// A suspension that arrives while a run is in flight (the room paused after its guards,
+/// `before-seal`) withholds the run's outputs: it is refused at step `suspension`, after
+/// its guard, and nothing is sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_arriving_during_a_run_withholds_its_outputs() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let cfg = room.config();
+    let gate = room.root().join("gate");
+    let mut child = cleanroom_cli::processes::room_command(&cfg)
+        .unwrap()
+        .env("CLEANROOM_PAUSE", cleanroom_room::failpoint::BEFORE_SEAL)
+        .env("CLEANROOM_PAUSE_UNTIL", &gate)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reached = gate.with_extension("reached");
+    let start = Instant::now();
+    while !reached.exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the run never reached the seal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The publisher suspends the room now, as `cleanroom governance suspend --room` does.
+    let sk = cleanroom_formats::keys::signing_key(&room.key_of("publisher")).unwrap();
+    let digest = cleanroom_formats::load::load_signed_contract(&room.contract, &room.sigs)
+        .unwrap()
+        .0
+        .digest();
+    let msg = cleanroom_policy::message::SignedMessage::sign(
+        &sk,
+        cleanroom_policy::message::MessageType::Suspend,
+        digest.0,
+        cleanroom_formats::clock::now_unix(),
+        cleanroom_policy::governance::GovernancePayload::default().to_bytes(),
+    );
+    std::fs::write(
+        room.room.join(cleanroom_formats::load::GOVERNANCE_FILE),
+        format!("{}\n", msg.to_base64()),
+    )
+    .unwrap();
+    std::fs::write(&gate, b"").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "refused");
+    assert!(output_names(&room).is_empty(), "nothing sealed");
+    let entries = room.audit();
+    let refused = entries
+        .iter()
+        .find(|e| e.decision == Decision::Refused)
+        .unwrap();
+    assert_eq!(refused.event, Step::Suspension);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.event == Step::Guard && e.seq < refused.seq),
+        "the run was past its guard when the suspension arrived"
+    );
+    room.stop().await;
+}

@@ -743,3 +743,63 @@ async fn three_members_two_owners_and_a_result_only_member_collaborate() {
     drop(svc);
     room.stop().await;
 }
+
+/// Suspension through the service: a member's signed `suspend` refuses the queued run before
+/// it starts (at step `suspension`, no key requested); its `resume` lets the next run go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_sent_to_the_service_refuses_queued_runs_until_resumed() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let c = contract(&room);
+    let client = RoomClient::connect(&svc.url, c.contract()).await.unwrap();
+    let digest = install(&client, &room).await;
+    let gov = |t: MessageType| {
+        signed(
+            &room,
+            "publisher",
+            t,
+            now(),
+            cleanroom_policy::governance::GovernancePayload {
+                reason: "audit in progress".into(),
+            }
+            .to_bytes(),
+        )
+    };
+    assert_eq!(
+        client.governance(&gov(MessageType::Suspend)).await.unwrap(),
+        vec!["publisher".to_string()]
+    );
+    let released = room.keys_released("publisher");
+    let q = client
+        .request_run(&run_request(&room, &digest))
+        .await
+        .unwrap();
+    let r = client.wait(&q.id).await.unwrap();
+    assert_eq!(r.state, RunState::Refused, "{r:?}");
+    // The run's refusal, as the room's error renders it (the record carries its text).
+    let suspended = cleanroom_policy::PolicyError::Suspended {
+        by: "`publisher`".into(),
+    };
+    assert_eq!(r.cause, Some(suspended.to_string()), "{r:?}");
+    assert_eq!(
+        room.keys_released("publisher"),
+        released,
+        "no key was requested"
+    );
+    assert!(
+        client
+            .governance(&gov(MessageType::Resume))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let q = client
+        .request_run(&run_request(&room, &digest))
+        .await
+        .unwrap();
+    assert_eq!(client.wait(&q.id).await.unwrap().state, RunState::Committed);
+    drop(svc);
+    room.stop().await;
+}

@@ -202,6 +202,18 @@ impl RoomClient {
     pub async fn request_run(&self, msg: &SignedMessage) -> Result<RunAccepted> {
         Self::parse(&self.post("/v1/runs", msg).await?)
     }
+    /// Send a `suspend` or `resume`; returns the members suspending afterwards.
+    pub async fn governance(&self, msg: &SignedMessage) -> Result<Vec<String>> {
+        let v: serde_json::Value = Self::parse(&self.post("/v1/governance", msg).await?)?;
+        Ok(v.get("suspended_by")
+            .and_then(|x| x.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
     pub async fn fetch_output(&self, msg: &SignedMessage) -> Result<Vec<u8>> {
         Ok(self.post("/v1/outputs/fetch", msg).await?.to_vec())
     }

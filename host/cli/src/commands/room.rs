@@ -79,6 +79,20 @@ pub enum RoomCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Suspend the room as a member: no run starts, and a run in flight seals nothing
+    /// (deliver it to the brokers too: `cleanroom governance suspend`).
+    Suspend {
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Why, in your words (members and operators see it; never data).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift your own suspension.
+    Resume {
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
     /// Fetch the room's audit log (verify it with `audit verify`).
     Audit {
         #[arg(long, value_name = "FILE")]
@@ -215,6 +229,20 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                 let bytes = room.fetch_output(&msg).await?;
                 fsutil::write_file_atomic(out, &bytes, FileMode::Public)?;
                 println!("{} bytes written to {}", bytes.len(), out.display());
+            }
+            RoomCommand::Suspend { key, .. } | RoomCommand::Resume { key } => {
+                let (t, reason) = match &args.command {
+                    RoomCommand::Suspend { reason, .. } => (MessageType::Suspend, reason.clone()),
+                    _ => (MessageType::Resume, String::new()),
+                };
+                let payload = cleanroom_policy::governance::GovernancePayload { reason };
+                let msg = sign(&contract, key, t, payload.to_bytes())?;
+                let by = room.governance(&msg).await?;
+                if by.is_empty() {
+                    println!("recorded; no member's suspension is in force");
+                } else {
+                    println!("recorded; suspended by {}", by.join(", "));
+                }
             }
             RoomCommand::Audit { out } => {
                 let bytes = room.audit().await?;

@@ -33,6 +33,26 @@ impl Admitted {
     }
 }
 
+/// I3: no member's suspension (in the room's governance file) is in force; checked when a
+/// run starts and again before its first output is sealed, so a suspension that arrives
+/// while the run is in flight withholds its outputs.
+pub(super) fn check_not_suspended(
+    cfg: &RunConfig,
+    signed: &SignedContract,
+    ctx: &mut Ctx<'_, '_>,
+    reason: &str,
+) -> Result<()> {
+    let subject = format!("contract {}", signed.digest().hex());
+    let suspensions = match read_messages(&cfg.room_dir.join(GOVERNANCE_FILE)) {
+        Ok(m) => m,
+        Err(e) => return ctx.refuse(Step::Suspension, &subject, e),
+    };
+    match governance::check(signed, &suspensions) {
+        Ok(()) => ctx.ok(Step::Suspension, &subject, Decision::None, reason),
+        Err(e) => ctx.refuse(Step::Suspension, &subject, e),
+    }
+}
+
 pub(super) fn admit(cfg: &RunConfig, ctx: &mut Ctx<'_, '_>) -> Result<Admitted> {
     let contract_name = cfg.contract.display().to_string();
     let signed = match load_signed_contract(&cfg.contract, &cfg.contract_sigs) {
@@ -49,20 +69,7 @@ pub(super) fn admit(cfg: &RunConfig, ctx: &mut Ctx<'_, '_>) -> Result<Admitted> 
 
     // Suspension (I3): no member's suspension may be in force when a run starts. The
     // brokers check their own copies too, so removing this file does not lift one.
-    let subject = format!("contract {}", digest.hex());
-    let suspensions = match read_messages(&cfg.room_dir.join(GOVERNANCE_FILE)) {
-        Ok(m) => m,
-        Err(e) => return ctx.refuse(Step::Suspension, &subject, e),
-    };
-    match governance::check(&signed, &suspensions) {
-        Ok(()) => ctx.ok(
-            Step::Suspension,
-            &subject,
-            Decision::None,
-            "no member's suspension is in force",
-        )?,
-        Err(e) => return ctx.refuse(Step::Suspension, &subject, e),
-    }
+    check_not_suspended(cfg, &signed, ctx, "no member's suspension is in force")?;
 
     let workload = match load_workload(&cfg.workload) {
         Ok(w) => w,

@@ -39,6 +39,9 @@ impl Loaded {
     pub fn contract(&self) -> &Contract {
         self.attested.admitted().contract().contract()
     }
+    pub fn signed_contract(&self) -> &cleanroom_policy::SignedContract {
+        self.attested.admitted().contract()
+    }
     pub fn digest(&self) -> ContractDigest {
         self.attested.admitted().contract().digest()
     }

@@ -14,7 +14,8 @@
 //! load   → Loaded         inputs decrypted in memory into views of allowed fields; min_rows
 //! sql | module → Produced the approved SQL, or the approved module in the sandbox
 //! guard  → Guarded        the host's guards on everything produced
-//! seal   → committed      sealed to the recipients, committed atomically, audited
+//! seal   → committed      no suspension arrived meanwhile; sealed to the recipients,
+//!                         committed atomically, audited
 //! ```
 //!
 //! Every decision is appended to the audit log; a refusal at any stage goes through
@@ -252,6 +253,14 @@ async fn stages(
             guard::module_output(&loaded, produced, ctx)?
         }
     };
+    // A suspension that arrived while the run was in flight withholds its outputs.
+    crate::failpoint::pause(crate::failpoint::BEFORE_SEAL);
+    admit::check_not_suspended(
+        cfg,
+        loaded.signed_contract(),
+        ctx,
+        "no member's suspension arrived while the run was in flight",
+    )?;
     let t = std::time::Instant::now();
     let sealer = seal::Sealer::new(room, &loaded, run_id);
     let mut outputs = Vec::new();

@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/runs"),
     ("get", "/v1/runs/{id}"),
     ("post", "/v1/outputs/fetch"),
+    ("post", "/v1/governance"),
 ];
 
 /// Largest request body (a proposal carries a workload's text).
@@ -142,6 +143,8 @@ pub struct Service {
     runs: Mutex<Runs>,
     /// Held by whoever appends to the audit log: a run (for its whole length) or a request.
     log: tokio::sync::Mutex<()>,
+    /// Held while the governance file is rewritten.
+    governance: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -161,6 +164,7 @@ impl Service {
             jobs,
             runs: Mutex::new(runs),
             log: tokio::sync::Mutex::new(()),
+            governance: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -259,6 +263,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<Service>> {
         ("get", "/v1/runs") => get(runs),
         ("get", "/v1/runs/{id}") => get(run_status),
         ("post", "/v1/outputs/fetch") => post(fetch_output),
+        ("post", "/v1/governance") => post(governance),
         (m, p) => unreachable!("route {m} {p} is in ROUTES without a handler"),
     }
 }
@@ -567,6 +572,63 @@ async fn fetch_output(
         Bytes::from(bytes),
     )
         .into_response())
+}
+
+/// `POST /v1/governance`: a member's `suspend` or `resume`, kept in the room's governance
+/// file (which every run checks when it starts and before it seals). Deliver it to the
+/// brokers as well (`cleanroom governance suspend`): they stop releasing keys on their own.
+async fn governance(
+    State(s): State<Arc<Service>>,
+    body: std::result::Result<Json<MessageBody>, JsonRejection>,
+) -> Answer<Json<serde_json::Value>> {
+    let outcome = (|| -> Answer<(String, SignedMessage)> {
+        let msg = message(body)?;
+        let member = cleanroom_policy::governance::verify(&s.contract, &msg)?;
+        Ok((member, msg))
+    })();
+    let subject = match &outcome {
+        Ok((member, msg)) => format!("{} by {member}", msg.message_type.as_str()),
+        Err(_) => "governance".to_string(),
+    };
+    let recorded = match &outcome {
+        Ok(_) => Ok("verified and recorded".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let file = s
+        .cfg
+        .state
+        .join("room")
+        .join(cleanroom_formats::load::GOVERNANCE_FILE);
+    // Into the governance file at once, without waiting for the audit log (a run in flight
+    // holds it, and checks this file again before it seals).
+    if let Ok((_, msg)) = &outcome {
+        let _held = s.governance.lock().await;
+        let mut text = if file.exists() {
+            fsutil::read_text(&file).map_err(|_| RequestRefusal::Storage)?
+        } else {
+            String::new()
+        };
+        let line = msg.to_base64();
+        if !text.lines().any(|l| l.trim() == line) {
+            text.push_str(&line);
+            text.push('\n');
+            fsutil::write_file_atomic(&file, text.as_bytes(), FileMode::Public)
+                .map_err(|_| RequestRefusal::Storage)?;
+        }
+    }
+    s.record(Step::Suspension, &subject, recorded, false)
+        .await?;
+    let (member, _) = outcome?;
+    let messages =
+        cleanroom_formats::load::read_messages(&file).map_err(|_| RequestRefusal::Storage)?;
+    let suspended: Vec<String> = cleanroom_policy::governance::suspensions(&s.contract, &messages)
+        .map_err(RequestRefusal::Policy)?
+        .into_iter()
+        .map(|x| x.member)
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "member": member, "suspended_by": suspended }),
+    ))
 }
 
 /// Run the queued runs one at a time, with the same stages as `cleanroom-room run`.
