@@ -803,3 +803,83 @@ async fn a_suspension_sent_to_the_service_refuses_queued_runs_until_resumed() {
     drop(svc);
     room.stop().await;
 }
+
+/// A module workload through the service: the advertiser proposes it with its component
+/// (`cleanroom room propose --module`, which inspects the component and uploads it), both
+/// owners approve, the run trains in the sandbox and commits. A component no proposal names,
+/// or bytes that are not the named digest, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_workload_runs_through_the_service() {
+    let room = Room::new(Spec::default()).await;
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let c = contract(&room);
+    let client = RoomClient::connect(&svc.url, c.contract()).await.unwrap();
+    let bytes = cleanroom_cli::guest_build::component("training-logreg").unwrap();
+    let digest = cleanroom_room::sandbox::digest_hex(&bytes);
+    // Before any proposal names it, the component is refused.
+    assert_eq!(
+        refused(client.put_module(&digest, bytes.clone()).await),
+        RoomRefusalKind::UnknownWorkload
+    );
+    let sql = "SELECT CAST(COUNT(*) AS DOUBLE) AS imps, CASE WHEN COUNT(c.user_id_hash) = 0 THEN 0.0 ELSE 1.0 END AS label FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash";
+    let workload = room.root().join("train.toml");
+    std::fs::write(
+        &workload,
+        format!(
+            "name = \"train\"\nkind = \"training\"\ninputs = [\"impressions\", \"conversions\"]\nmodule_digest = \"{digest}\"\n\n[module]\nsql_access = true\n\n[parameters]\nsql = \"{sql}\"\nfeatures = [\"imps\"]\nepochs = 20\n\n[output]\nrecipients = [\"advertiser\"]\nartifact_recipients = [\"advertiser\"]\n"
+        ),
+    )
+    .unwrap();
+    let module = room.root().join("training.wasm");
+    std::fs::write(&module, &bytes).unwrap();
+    let (ok, out, err) = cleanroom(&[
+        "room",
+        "propose",
+        "--room",
+        &svc.url,
+        "--contract",
+        room.contract.to_str().unwrap(),
+        "--sigs",
+        room.sigs.to_str().unwrap(),
+        "--workload",
+        workload.to_str().unwrap(),
+        "--module",
+        module.to_str().unwrap(),
+        "--key",
+        &key(&room, "advertiser"),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("component {digest} uploaded")),
+        "{out}"
+    );
+    // Bytes that are not the digest they are put under.
+    let mut flipped = bytes.clone();
+    let i = flipped.len() / 2;
+    flipped[i] ^= 1;
+    assert_eq!(
+        refused(client.put_module(&digest, flipped).await),
+        RoomRefusalKind::MalformedRequest
+    );
+    let w = cleanroom_formats::load::load_workload(&workload).unwrap();
+    for member in ["publisher", "advertiser"] {
+        let m = signed(
+            &room,
+            member,
+            MessageType::WorkloadApprove,
+            now(),
+            cleanroom_policy::workload::ApprovalPayload::for_workload(&w).to_bytes(),
+        );
+        client.approve(&m).await.unwrap();
+    }
+    let q = client
+        .request_run(&run_request(&room, &w.digest().hex()))
+        .await
+        .unwrap();
+    let r = client.wait(&q.id).await.unwrap();
+    assert_eq!(r.state, RunState::Committed, "{r:?}");
+    assert!(r.outputs.len() >= 2, "metrics and the model: {r:?}");
+    drop(svc);
+    room.stop().await;
+}

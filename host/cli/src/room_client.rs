@@ -202,6 +202,22 @@ impl RoomClient {
     pub async fn request_run(&self, msg: &SignedMessage) -> Result<RunAccepted> {
         Self::parse(&self.post("/v1/runs", msg).await?)
     }
+    /// Upload the Wasm component a proposal names.
+    pub async fn put_module(&self, digest: &str, bytes: Vec<u8>) -> Result<()> {
+        let r = self
+            .http
+            .put(format!("{}/v1/modules/{digest}", self.url))
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| RoomClientError::Unreachable {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        self.answer(r).await.map(|_| ())
+    }
+
     /// Send a `suspend` or `resume`; returns the members suspending afterwards.
     pub async fn governance(&self, msg: &SignedMessage) -> Result<Vec<String>> {
         let v: serde_json::Value = Self::parse(&self.post("/v1/governance", msg).await?)?;

@@ -173,6 +173,20 @@ pub struct Published {
 /// whose key is at `key` and write it to `out`; with `room`, store the component as
 /// ROOM/modules/<digest>.wasm. A refused component is a [`sandbox::SandboxError`] inside
 /// the error.
+/// What a proposal records of `bytes` as the component of the workload at `workload`,
+/// after the checks `publish` makes (the component implements the workload's world and
+/// imports nothing else).
+pub fn summary(bytes: &[u8], workload: &Path) -> anyhow::Result<ModuleSummary> {
+    let info = sandbox::inspect(bytes)?;
+    let world = World::from(cleanroom_formats::load::load_workload(workload)?.kind);
+    check_publishable(&info, world)?;
+    Ok(ModuleSummary {
+        digest: info.digest,
+        world: world.name().to_string(),
+        imports: info.imports,
+    })
+}
+
 pub fn publish(
     bytes: &[u8],
     contract: &Path,
@@ -182,18 +196,13 @@ pub fn publish(
     out: &Path,
     room: Option<&Path>,
 ) -> anyhow::Result<Published> {
-    let info = sandbox::inspect(bytes)?;
+    let summary = summary(bytes, workload)?;
+    let digest = summary.digest.clone();
     let world = World::from(cleanroom_formats::load::load_workload(workload)?.kind);
-    check_publishable(&info, world)?;
-    let summary = ModuleSummary {
-        digest: info.digest.clone(),
-        world: world.name().to_string(),
-        imports: info.imports,
-    };
     let (proposer, w) = propose(contract, sigs, workload, key, Some(summary), out)?;
     let stored = match room {
         Some(room) => {
-            let dest = room.join(format!("modules/{}.wasm", info.digest));
+            let dest = room.join(format!("modules/{digest}.wasm"));
             fsutil::write_file_atomic(&dest, bytes, FileMode::Public)?;
             Some(dest)
         }
@@ -203,7 +212,7 @@ pub fn publish(
         proposer,
         workload: w,
         world,
-        module_digest: info.digest,
+        module_digest: digest,
         stored,
     })
 }

@@ -35,10 +35,14 @@ pub struct RoomArgs {
 pub enum RoomCommand {
     /// Verify the room's evidence against the contract and print what it proves.
     Verify,
-    /// Propose a workload file (signed with your key) to the room.
+    /// Propose a workload file (signed with your key) to the room; for a module workload,
+    /// with its component (inspected here, as `module publish` does, then uploaded).
     Propose {
         #[arg(long, value_name = "FILE")]
         workload: PathBuf,
+        /// The Wasm component of a module workload.
+        #[arg(long, value_name = "FILE")]
+        module: Option<PathBuf>,
         /// Your signing key (`member keygen` wrote it).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
@@ -150,12 +154,24 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                 );
                 println!("tls key spki sha256 {} (pinned)", room.pin());
             }
-            RoomCommand::Propose { workload, key } => {
+            RoomCommand::Propose {
+                workload,
+                module,
+                key,
+            } => {
                 let text = fsutil::read_text(workload)?;
+                let component = match module {
+                    Some(m) => {
+                        let bytes = fsutil::read_file(m)?;
+                        let summary = crate::commands::module::summary(&bytes, workload)?;
+                        Some((bytes, summary))
+                    }
+                    None => None,
+                };
                 let payload = cleanroom_policy::proposal::ProposalPayload::new(
                     &text,
                     &workload.display().to_string(),
-                    None,
+                    component.as_ref().map(|(_, s)| s.clone()),
                 )?;
                 let msg = sign(
                     &contract,
@@ -164,6 +180,10 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                     payload.to_bytes(),
                 )?;
                 let a = room.propose(&msg).await?;
+                if let Some((bytes, summary)) = component {
+                    room.put_module(&summary.digest, bytes).await?;
+                    println!("component {} uploaded", summary.digest);
+                }
                 println!("workload {} proposed by {}", a.workload_digest, a.member);
             }
             RoomCommand::Approve {

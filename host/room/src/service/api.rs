@@ -45,7 +45,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/runs/{id}"),
     ("post", "/v1/outputs/fetch"),
     ("post", "/v1/governance"),
+    ("put", "/v1/modules/{digest}"),
 ];
+
+/// Largest Wasm component the service stores.
+const MODULE_LIMIT: usize = 64 << 20;
 
 /// Largest request body (a proposal carries a workload's text).
 const BODY_LIMIT: usize = 1 << 20;
@@ -264,6 +268,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<Service>> {
         ("get", "/v1/runs/{id}") => get(run_status),
         ("post", "/v1/outputs/fetch") => post(fetch_output),
         ("post", "/v1/governance") => post(governance),
+        ("put", "/v1/modules/{digest}") => axum::routing::put(store_module)
+            .layer(axum::extract::DefaultBodyLimit::max(MODULE_LIMIT)),
         (m, p) => unreachable!("route {m} {p} is in ROUTES without a handler"),
     }
 }
@@ -323,11 +329,6 @@ async fn propose(
     let outcome = (|| -> Answer<(String, String, String)> {
         let msg = message(body)?;
         let p = cleanroom_policy::proposal::open(&s.contract, &msg)?;
-        if p.workload.module_digest.is_some() {
-            return Err(RequestRefusal::Malformed(
-                "module workloads are not yet accepted by the room service (run them with `cleanroom-room run`)".into(),
-            ));
-        }
         let digest = p.payload.workload_digest.clone();
         let f = workload_files(&s.cfg.state, &digest);
         let write = |path: &std::path::Path, bytes: &[u8]| {
@@ -629,6 +630,45 @@ async fn governance(
     Ok(Json(
         serde_json::json!({ "member": member, "suspended_by": suspended }),
     ))
+}
+
+/// `PUT /v1/modules/{digest}`: the Wasm component a stored (signed) proposal names by its
+/// SHA-256. Content-addressed: bytes with another digest, or a digest no proposal names,
+/// are refused; the run checks the digest again before it compiles anything.
+async fn store_module(
+    State(s): State<Arc<Service>>,
+    Path(digest): Path<String>,
+    body: Bytes,
+) -> Answer<Json<serde_json::Value>> {
+    let outcome = (|| -> Answer<()> {
+        if !is_digest(&digest) || crate::sandbox::digest_hex(&body) != digest {
+            return Err(RequestRefusal::Malformed(
+                "the component's SHA-256 is not the digest in the path".into(),
+            ));
+        }
+        let named = std::fs::read_dir(s.cfg.state.join("workloads"))
+            .map_err(|_| RequestRefusal::Storage)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter_map(|p| cleanroom_formats::load::load_workload(&p).ok())
+            .any(|w| w.module_digest.as_deref() == Some(digest.as_str()));
+        if !named {
+            return Err(RequestRefusal::UnknownWorkload {
+                digest: digest.chars().take(64).collect(),
+            });
+        }
+        s.room()?
+            .write_atomic(&format!("modules/{digest}.wasm"), &body, FileMode::Public)
+            .map_err(|_| RequestRefusal::Storage)
+    })();
+    let recorded = match &outcome {
+        Ok(()) => Ok(format!("{} bytes stored", body.len())),
+        Err(e) => Err(e.to_string()),
+    };
+    let subject = format!("component {}", digest.chars().take(64).collect::<String>());
+    s.record(Step::Module, &subject, recorded, false).await?;
+    outcome?;
+    Ok(Json(serde_json::json!({ "module_digest": digest })))
 }
 
 /// Run the queued runs one at a time, with the same stages as `cleanroom-room run`.
