@@ -369,6 +369,17 @@ async fn hostile_requests_are_refused_each_with_its_own_error_and_audited() {
         refused(client.fetch_output(&m).await),
         RoomRefusalKind::UnknownOutput
     );
+    // The metrics count them by route and status, and carry no data.
+    let metrics = client.metrics().await.unwrap();
+    let lines: Vec<&str> = metrics.lines().collect();
+    for expected in [
+        "cleanroom_runs{state=\"committed\"} 1",
+        "cleanroom_requests_total{route=\"/v1/runs\",status=\"401\"} 2",
+        "cleanroom_requests_total{route=\"/v1/runs\",status=\"409\"} 2",
+        "cleanroom_requests_total{route=\"/v1/outputs/fetch\",status=\"403\"} 1",
+    ] {
+        assert!(lines.contains(&expected), "{expected} in {metrics}");
+    }
     // Each refusal is on the record.
     let log = cleanroom_formats::audit::parse(&client.audit().await.unwrap()).unwrap();
     let refusals = log

@@ -263,6 +263,10 @@ impl RoomClient {
     pub async fn audit(&self) -> Result<Vec<u8>> {
         Ok(self.get("/v1/audit").await?.to_vec())
     }
+    /// The Prometheus text metrics.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.get("/v1/metrics").await?).into_owned())
+    }
     pub async fn openapi(&self) -> Result<serde_json::Value> {
         Self::parse(&self.get("/v1/openapi.json").await?)
     }

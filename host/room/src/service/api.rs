@@ -46,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/outputs/fetch"),
     ("post", "/v1/governance"),
     ("put", "/v1/modules/{digest}"),
+    ("get", "/v1/metrics"),
 ];
 
 /// Largest Wasm component the service stores.
@@ -149,6 +150,8 @@ pub struct Service {
     log: tokio::sync::Mutex<()>,
     /// Held while the governance file is rewritten.
     governance: tokio::sync::Mutex<()>,
+    /// Per (route, status): requests and seconds spent (`/v1/metrics`).
+    requests: Mutex<std::collections::BTreeMap<(String, u16), (u64, f64)>>,
 }
 
 impl Service {
@@ -169,6 +172,7 @@ impl Service {
             runs: Mutex::new(runs),
             log: tokio::sync::Mutex::new(()),
             governance: tokio::sync::Mutex::new(()),
+            requests: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -249,8 +253,84 @@ pub(super) fn router(service: Arc<Service>) -> axum::Router {
         router = router.route(path, handler(method, path));
     }
     router
+        .route_layer(axum::middleware::from_fn_with_state(service.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(service)
+}
+
+/// Count each request and its time by route template and status (no path values, no
+/// bodies: the metrics carry no data).
+async fn track(
+    State(s): State<Arc<Service>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let t = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let mut m = s.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let e = m.entry((route, resp.status().as_u16())).or_default();
+    e.0 += 1;
+    e.1 += t.elapsed().as_secs_f64();
+    resp
+}
+
+/// `GET /v1/metrics`: Prometheus text: runs by state, queue depth, requests and their
+/// seconds by route and status. No data values.
+async fn metrics(State(s): State<Arc<Service>>) -> Response {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP cleanroom_runs Run records by state.");
+    let _ = writeln!(out, "# TYPE cleanroom_runs gauge");
+    let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+    {
+        let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+        for r in runs.records.values() {
+            let name = match r.state {
+                RunState::Queued => "queued",
+                RunState::Running => "running",
+                RunState::Committed => "committed",
+                RunState::Refused => "refused",
+                RunState::NotCompleted => "not-completed",
+            };
+            *by_state.entry(name).or_default() += 1;
+        }
+    }
+    for (state, n) in &by_state {
+        let _ = writeln!(out, "cleanroom_runs{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP cleanroom_queue_depth Runs waiting.");
+    let _ = writeln!(out, "# TYPE cleanroom_queue_depth gauge");
+    let _ = writeln!(
+        out,
+        "cleanroom_queue_depth {}",
+        s.jobs.max_capacity() - s.jobs.capacity()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cleanroom_requests_total Requests by route and status."
+    );
+    let _ = writeln!(out, "# TYPE cleanroom_requests_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP cleanroom_request_seconds_total Seconds spent answering."
+    );
+    let _ = writeln!(out, "# TYPE cleanroom_request_seconds_total counter");
+    let m = s.requests.lock().unwrap_or_else(|p| p.into_inner());
+    for ((route, status), (n, secs)) in m.iter() {
+        let _ = writeln!(
+            out,
+            "cleanroom_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+        );
+        let _ = writeln!(
+            out,
+            "cleanroom_request_seconds_total{{route=\"{route}\",status=\"{status}\"}} {secs:.6}"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 fn handler(method: &str, path: &str) -> MethodRouter<Arc<Service>> {
@@ -268,6 +348,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<Service>> {
         ("get", "/v1/runs/{id}") => get(run_status),
         ("post", "/v1/outputs/fetch") => post(fetch_output),
         ("post", "/v1/governance") => post(governance),
+        ("get", "/v1/metrics") => get(metrics),
         ("put", "/v1/modules/{digest}") => axum::routing::put(store_module)
             .layer(axum::extract::DefaultBodyLimit::max(MODULE_LIMIT)),
         (m, p) => unreachable!("route {m} {p} is in ROUTES without a handler"),
