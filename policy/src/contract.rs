@@ -390,6 +390,10 @@ pub struct Governance {
     /// Whether module logs may be kept (members consent to logs leaving the sandbox).
     #[serde(default)]
     pub logging_consent: bool,
+    /// Members who may request runs from a room service. Empty (default): a workload's
+    /// proposer and the owners of its inputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runners: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -779,6 +783,11 @@ impl Contract {
         for r in &self.outputs.model_recipients {
             if !is_member(r.get_ref()) {
                 return Err(c.not_member(r, "outputs.model_recipients entry"));
+            }
+        }
+        for p in &self.governance.runners {
+            if !is_member(p.get_ref()) {
+                return Err(c.not_member(p, "governance.runners entry"));
             }
         }
         for p in &self.governance.proposers {

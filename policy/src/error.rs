@@ -168,7 +168,7 @@ pub enum PolicyError {
         window: u64,
     },
     #[error(
-        "member `{member}` may not request runs of workload `{workload}`: only its proposer and the owners of its inputs may"
+        "member `{member}` may not request runs of workload `{workload}`: only the contract's governance.runners may (by default its proposer and the owners of its inputs)"
     )]
     RunNotAllowed { member: String, workload: String },
     #[error("the room is suspended by {by}")]

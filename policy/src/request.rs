@@ -3,7 +3,8 @@
 //! within the service's freshness window of the service's clock. Whether a nonce was seen
 //! before is the service's state (its audit log), not this crate's.
 //!
-//! Who may request a run: the workload's proposer, or the owner of one of its inputs.
+//! Who may request a run: the members the contract names in `governance.runners`, or, when
+//! it names none, the workload's proposer and the owners of its inputs.
 
 use serde::{Deserialize, Serialize};
 
@@ -139,11 +140,17 @@ pub fn run_request(
         });
     }
     let c = contract.contract();
-    let owner = workload.inputs.iter().any(|i| {
-        c.dataset(i)
-            .is_some_and(|d| d.owner.get_ref() == &fresh.member)
-    });
-    if !owner && proposer != Some(fresh.member.as_str()) {
+    let runners = &c.governance.runners;
+    let allowed = if runners.is_empty() {
+        let owner = workload.inputs.iter().any(|i| {
+            c.dataset(i)
+                .is_some_and(|d| d.owner.get_ref() == &fresh.member)
+        });
+        owner || proposer == Some(fresh.member.as_str())
+    } else {
+        runners.iter().any(|r| r.get_ref() == &fresh.member)
+    };
+    if !allowed {
         return Err(PolicyError::RunNotAllowed {
             member: fresh.member,
             workload: workload.name.clone(),

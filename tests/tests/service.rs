@@ -894,3 +894,52 @@ async fn a_module_workload_runs_through_the_service() {
     drop(svc);
     room.stop().await;
 }
+
+/// A contract that names `governance.runners`: only they may request runs, whoever owns
+/// the inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_contracts_runners_may_request_runs_when_it_names_them() {
+    let room = Room::new(Spec {
+        extra_members: vec!["agency".into()],
+        edit_contract: Box::new(|t| {
+            t.replacen(
+                "proposers = [\"advertiser\"]",
+                "proposers = [\"advertiser\"]\nrunners = [\"agency\"]",
+                1,
+            )
+        }),
+        ..Spec::default()
+    })
+    .await;
+    room.approve_all();
+    assert_eq!(contract(&room).contract().governance.runners.len(), 1);
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let client = RoomClient::connect(&svc.url, contract(&room).contract())
+        .await
+        .unwrap();
+    let digest = install(&client, &room).await;
+    let by = |member: &str| {
+        signed(
+            &room,
+            member,
+            MessageType::RunRequest,
+            now(),
+            RunRequestPayload {
+                workload_digest: digest.clone(),
+                nonce: nonce(),
+            }
+            .to_bytes(),
+        )
+    };
+    for owner in ["publisher", "advertiser"] {
+        assert_eq!(
+            refused(client.request_run(&by(owner)).await),
+            RoomRefusalKind::RunNotAllowed
+        );
+    }
+    let q = client.request_run(&by("agency")).await.unwrap();
+    assert_eq!(client.wait(&q.id).await.unwrap().state, RunState::Committed);
+    drop(svc);
+    room.stop().await;
+}
