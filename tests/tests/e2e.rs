@@ -110,6 +110,8 @@ async fn two_members_combine_sealed_data_under_guards() {
             "decrypt:ok",
             "decrypt:ok",
             "guard:applied",
+            // No suspension arrived while the run was in flight.
+            "suspension:none",
             "output:committed",
             "checkpoint:signed"
         ]
