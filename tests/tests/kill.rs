@@ -295,3 +295,69 @@ async fn a_suspension_arriving_during_a_run_withholds_its_outputs() {
     );
     room.stop().await;
 }
+
+/// The owner's `cleanroom-kbs put` SIGKILLed at random moments a dozen times while it
+/// registers the dataset key again (the broker serving from the same database meanwhile):
+/// the database opens every time, the resource is registered (the old registration or the
+/// new one, never half of one), its event log reads, and a run gets the key afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kbs_put_killed_mid_write_leaves_the_old_or_the_new_registration() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let d = common::member_dir(room.root(), "advertiser");
+    let contract = cleanroom_policy::Contract::parse(
+        &std::fs::read_to_string(&room.contract).unwrap(),
+        "contract.toml",
+    )
+    .unwrap();
+    let ds = contract.dataset("conversions").unwrap();
+    let sealed = room.room.join(ds.location.get_ref());
+    let resource = ds.key.resource.get_ref().clone();
+    let kbs = cleanroom_cli::processes::room_binary()
+        .unwrap()
+        .with_file_name("cleanroom-kbs");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut killed_running = 0;
+    for _ in 0..12 {
+        let mut child = std::process::Command::new(&kbs)
+            .arg("put")
+            .arg("--db")
+            .arg(d.join("kbs.db"))
+            .arg("--master-key")
+            .arg(d.join("kbs.master-key"))
+            .arg("--contract")
+            .arg(&room.contract)
+            .arg("--sigs")
+            .arg(&room.sigs)
+            .args(["--dataset", "conversions", "--key"])
+            .arg(d.join("conversions.key"))
+            .arg("--sealed")
+            .arg(&sealed)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(0..120)));
+        if child.try_wait().unwrap().is_none() {
+            killed_running += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let store =
+            cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &d.join("kbs.master-key"))
+                .expect("the broker database opens after the kill");
+        let rec = store
+            .resource(&resource)
+            .unwrap()
+            .expect("the key is still registered");
+        assert_eq!(rec.dataset, "conversions");
+        store.events().expect("the event log reads");
+    }
+    assert!(
+        killed_running >= 3,
+        "only {killed_running} kills hit a running put"
+    );
+    // The registration that is there is whole: the run gets the key and reads the file.
+    room.run().await.unwrap();
+    room.stop().await;
+}
