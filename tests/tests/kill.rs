@@ -361,3 +361,78 @@ async fn kbs_put_killed_mid_write_leaves_the_old_or_the_new_registration() {
     room.run().await.unwrap();
     room.stop().await;
 }
+
+/// The owner's `cleanroom dataset seal` SIGKILLed at random moments: whenever a sealed file
+/// exists, its key file exists and opens it (the key is written before the sealed file).
+#[test]
+fn dataset_seal_killed_mid_write_never_leaves_a_sealed_file_without_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let contract_text = common::demo_contract_text();
+    let contract = tmp.path().join("contract.toml");
+    std::fs::write(&contract, &contract_text).unwrap();
+    let (_, conversions) = cleanroom_cli::demo::generate(300_000, 3);
+    let plain = tmp.path().join("conversions.csv");
+    std::fs::write(&plain, conversions).unwrap();
+    let cli = cleanroom_cli::processes::room_binary()
+        .unwrap()
+        .with_file_name("cleanroom");
+    let seal = |i: usize| {
+        let out = tmp.path().join(format!("c{i}.sealed"));
+        let key = tmp.path().join(format!("c{i}.key"));
+        let mut cmd = std::process::Command::new(&cli);
+        cmd.args(["dataset", "seal", "--dataset", "conversions", "--contract"])
+            .arg(&contract)
+            .arg("--in")
+            .arg(&plain)
+            .arg("--out")
+            .arg(&out)
+            .arg("--key-out")
+            .arg(&key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        (cmd, out, key)
+    };
+    // How long a whole seal takes here: the kills land from its start to past its end.
+    let t = Instant::now();
+    assert!(seal(999).0.status().unwrap().success());
+    let whole = t.elapsed().as_millis() as u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let (mut killed_running, mut sealed) = (0, 0);
+    for i in 0..16 {
+        let (mut cmd, out, key) = seal(i);
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.gen_range(0..whole * 3 / 2 + 1),
+        ));
+        if child.try_wait().unwrap().is_none() {
+            killed_running += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if out.exists() {
+            sealed += 1;
+            assert!(key.exists(), "c{i}: a sealed file without its key");
+            let opened = std::process::Command::new(&cli)
+                .args(["dataset", "open", "--dataset", "conversions", "--contract"])
+                .arg(&contract)
+                .arg("--in")
+                .arg(&out)
+                .arg("--key")
+                .arg(&key)
+                .output()
+                .unwrap();
+            assert!(
+                opened.status.success(),
+                "c{i}: the key does not open the file"
+            );
+        }
+    }
+    assert!(
+        killed_running >= 3,
+        "only {killed_running} kills hit a running seal"
+    );
+    assert!(
+        sealed >= 1,
+        "no seal finished: the kills came too early to check anything"
+    );
+}

@@ -120,7 +120,8 @@ fn read_parquet_plain(path: &Path, ds: &Dataset) -> anyhow::Result<Vec<RecordBat
     Ok(out)
 }
 
-/// Seal `input` as dataset `name` of `contract`; returns the key and the row count.
+/// Seal `input` as dataset `name` of `contract` and write it to `out`; returns the key and
+/// the row count.
 pub fn seal(
     contract: &Contract,
     contract_path: &Path,
@@ -130,6 +131,22 @@ pub fn seal(
     keys: Option<DatasetKeys>,
     segment_size: u32,
 ) -> anyhow::Result<(DatasetKeys, u64)> {
+    let (keys, sealed, rows) =
+        seal_to_bytes(contract, contract_path, name, input, keys, segment_size)?;
+    fsutil::write_file_atomic(out, &sealed, FileMode::Public)?;
+    Ok((keys, rows))
+}
+
+/// Seal `input` as dataset `name` of `contract` in memory; returns the key, the sealed
+/// bytes and the row count.
+pub fn seal_to_bytes(
+    contract: &Contract,
+    contract_path: &Path,
+    name: &str,
+    input: &Path,
+    keys: Option<DatasetKeys>,
+    segment_size: u32,
+) -> anyhow::Result<(DatasetKeys, Vec<u8>, u64)> {
     let ds = dataset(contract, name, contract_path)?;
     let mut keys = keys.unwrap_or_else(DatasetKeys::generate);
     let key = keys.key.clone();
@@ -175,8 +192,7 @@ pub fn seal(
             )
         }
     };
-    fsutil::write_file_atomic(out, &sealed, FileMode::Public)?;
-    Ok((keys, rows))
+    Ok((keys, sealed, rows))
 }
 
 pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
@@ -209,10 +225,15 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
                     ko.display()
                 );
             }
-            let (k, rows) = seal(&c, contract, name, input, out, existing, *segment_size)?;
+            let (k, sealed, rows) =
+                seal_to_bytes(&c, contract, name, input, existing, *segment_size)?;
+            // The key first: a crash after it leaves a key for a file not yet written (seal
+            // again with --key); the other order would leave a sealed file, perhaps over the
+            // registered one, whose key was never written.
             if let Some(ko) = key_out {
                 keyfile::write(ko, &k, name)?;
             }
+            fsutil::write_file_atomic(out, &sealed, FileMode::Public)?;
             println!(
                 "sealed {rows} rows of `{name}` to {} (key id {}{}{})",
                 out.display(),
