@@ -22,14 +22,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64U;
 use cleanroom_formats::audit::{self, Entry, ParseError};
 use cleanroom_formats::envelope::{self, SIGNATURE_DOMAIN, SIGNATURE_LEN};
-use cleanroom_formats::identity::{FileIdentity, MAX_AAD_FILE_UNIQUE};
+use cleanroom_formats::identity::{FileIdentity, IdentityError, MAX_AAD_FILE_UNIQUE};
 use cleanroom_formats::jwe::{self, Jwe};
 use cleanroom_formats::kbs_protocol::{
     AttestResult, Attestation, AuditHead, AuthExtra, AuthRequest, Challenge, ChallengeExtra,
     ErrorBody, GovernanceRequest, GovernanceResult, RuntimeData,
 };
 use cleanroom_formats::stream::{self, DataKey, MAX_NAME_LEN, MAX_SEGMENT_SIZE};
-use cleanroom_formats::{keyfile, keys};
+use cleanroom_formats::{StreamError, keyfile, keys};
 use cleanroom_policy::contract::DataFormat;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
@@ -104,7 +104,8 @@ impl Read for Trickle<'_> {
 /// same plaintext.
 pub fn sealed_stream(data: &[u8]) {
     let key = stream_key();
-    let header = stream::peek_header(data).ok();
+    let peeked = stream::peek_header(data);
+    let header = peeked.as_ref().ok().cloned();
     let identity = FileIdentity::of_sealed_stream(data);
     if let Some(h) = &header {
         let raw = h.encode();
@@ -116,8 +117,12 @@ pub fn sealed_stream(data: &[u8]) {
             FileIdentity::of_sealed_stream(&raw).as_ref().ok(),
             "the identity is the header's"
         );
-    } else {
-        assert!(identity.is_err(), "no header, no identity");
+    } else if let Err(e) = &peeked {
+        assert_eq!(
+            identity.err(),
+            Some(IdentityError::NotASealedStream(e.to_string())),
+            "no header, no identity"
+        );
     }
 
     let whole = stream::open(&key, None, data);
@@ -138,7 +143,16 @@ pub fn sealed_stream(data: &[u8]) {
     let named = stream::open(&key, Some(STREAM_NAME), data);
     match &header {
         Some(h) if h.name == STREAM_NAME => assert_eq!(named.is_ok(), whole.is_ok()),
-        _ => assert!(named.is_err(), "a stream for another name is refused"),
+        // The key is checked before the name.
+        Some(h) if !matches!(whole, Err(StreamError::WrongKey { .. })) => assert!(
+            matches!(&named, Err(StreamError::WrongName { found, .. }) if found == &h.name),
+            "a stream for another name is refused: {named:?}"
+        ),
+        _ => assert_eq!(
+            named.as_ref().err().map(ToString::to_string),
+            whole.as_ref().err().map(ToString::to_string),
+            "without a header the name adds nothing"
+        ),
     }
 
     if let (Ok(plain), Some(h)) = (&whole, &header) {
@@ -193,8 +207,11 @@ fn check_envelope(file: &[u8]) -> bool {
     }
     let verified = envelope::verify_signature(file);
     let Ok((header, _)) = &verified else {
-        assert!(
-            envelope::open(file, RECIPIENTS[0].0, &RECIPIENTS[0].1).is_err(),
+        // Opening refuses with the same error verification gives.
+        let opened = envelope::open(file, RECIPIENTS[0].0, &RECIPIENTS[0].1);
+        assert_eq!(
+            opened.err().map(|e| e.to_string()),
+            verified.err().map(|e| e.to_string()),
             "what does not verify does not open"
         );
         return false;

@@ -241,7 +241,10 @@ mod tests {
 
     #[test]
     fn epsilon_refuses_what_it_cannot_account_exactly() {
-        assert!(matches!(Epsilon::parse(0.0000001), Err(r) if r.contains("six decimals")));
+        assert_eq!(
+            Epsilon::parse(0.0000001),
+            Err("has more than six decimals (ε is accounted in units of 0.000001)")
+        );
         assert_eq!(Epsilon::parse(0.0), Err("must be a number above 0"));
         assert_eq!(Epsilon::parse(f64::NAN), Err("must be a number above 0"));
         assert_eq!(Epsilon::parse(1000.0), Err("must be at most 100"));

@@ -17,6 +17,7 @@ use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_formats::room_protocol::{RoomRefusalKind, RunState};
 use cleanroom_policy::message::{MessageType, SignedMessage};
 use cleanroom_policy::request::{OutputFetchPayload, RunRequestPayload};
+use cleanroom_room::service::ServiceError;
 use cleanroom_verify::evidence::EvidenceError;
 use common::{Room, Spec, member_dir};
 
@@ -515,9 +516,39 @@ async fn a_room_that_does_not_prove_the_contract_gets_nothing() {
     )
     .err()
     .unwrap();
-    assert!(err.starts_with("Some(1)"), "{err}");
-    assert!(err.contains("does not start"), "{err}");
+    assert!(err.starts_with("Some(1)"), "refused (exit 1): {err}");
+    // The refusal itself, in process: the room's own evidence fails the contract.
+    let cfg = service_config(&room, &room.root().join("service3"), [0xab; 32]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    match cleanroom_room::service::start(cfg, listener).await {
+        Err(cleanroom_room::RoomError::Service(ServiceError::BootAttestation(
+            cleanroom_attest::AttestError::HostDataMismatch { .. },
+        ))) => {}
+        other => panic!("expected BootAttestation(HostDataMismatch), got {other:?}"),
+    }
     room.stop().await;
+}
+
+/// The service configuration `serve` builds, for `start` in this process (sim evidence of
+/// this test binary, whose measurement the test contract lists, launched with `launch`).
+fn service_config(
+    room: &Room,
+    state: &Path,
+    launch: [u8; 32],
+) -> cleanroom_room::service::ServeConfig {
+    cleanroom_room::service::ServeConfig {
+        contract: room.contract.clone(),
+        contract_sigs: room.sigs.clone(),
+        state: state.to_path_buf(),
+        data: room.room.clone(),
+        evidence: std::sync::Arc::new(cleanroom_room::attestation::SimSource {
+            measurement: cleanroom_room::attestation::self_measurement().unwrap(),
+            launch_digest: launch,
+        }),
+        memory_limit: 1 << 30,
+        freshness: cleanroom_room::service::DEFAULT_FRESHNESS,
+        queue: cleanroom_room::service::DEFAULT_QUEUE,
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -566,8 +597,13 @@ async fn a_restored_older_state_gets_no_keys_and_accepts_no_replayed_request() {
     std::fs::remove_dir_all(&state).unwrap();
     copy_dir(&old, &state);
     let err = serve(&room, &state, &[]).err().unwrap();
-    assert!(err.starts_with("Some(1)"), "{err}");
-    assert!(err.contains("restored from an older copy"), "{err}");
+    assert!(err.starts_with("Some(1)"), "refused (exit 1): {err}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    match cleanroom_room::service::start(service_config(&room, &state, room.digest), listener).await
+    {
+        Err(cleanroom_room::RoomError::Service(ServiceError::RolledBack { .. })) => {}
+        other => panic!("expected RolledBack, got {other:?}"),
+    }
     // The run itself, on the restored state, gets no keys.
     let files = |ext: &str| state.join(format!("workloads/{digest}.toml{ext}"));
     let cfg = cleanroom_room::run::RunConfig {
