@@ -370,6 +370,11 @@ async fn hostile_requests_are_refused_each_with_its_own_error_and_audited() {
         refused(client.fetch_output(&m).await),
         RoomRefusalKind::UnknownOutput
     );
+    // A run's evidence is read only by a run id: a path out of `evidence/` is no run.
+    assert_eq!(
+        refused(client.run_evidence("%2e%2e%2fcontract.toml").await),
+        RoomRefusalKind::UnknownRun
+    );
     // The metrics count them by route and status, and carry no data.
     let metrics = client.metrics().await.unwrap();
     let lines: Vec<&str> = metrics.lines().collect();

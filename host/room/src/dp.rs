@@ -566,52 +566,12 @@ pub fn release(c: &Contributions, measures: &[Measure], spec: &Spec) -> Refused<
             scales.push(0.0);
             continue;
         }
-        let (noisy, e, scale) = match spec.mechanism {
-            Mechanism::Laplace => {
-                let d_in = m * per_group;
-                let make = |s: f64| {
-                    make_laplace::<_, _, MaxDivergence>(
-                        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
-                        L1Distance::<f64>::default(),
-                        s,
-                        None,
-                    )
-                    .map_err(noise)
-                };
-                let scale = calibrate(d_in / eps_each, eps_each, |s| {
-                    make(s)?.map(&d_in).map_err(noise)
-                })?;
-                let meas = make(scale)?;
-                (
-                    meas.invoke(&exact).map_err(noise)?,
-                    meas.map(&d_in).map_err(noise)?,
-                    scale,
-                )
-            }
-            Mechanism::Gaussian => {
-                let d_in = m.sqrt() * per_group;
-                let d_conv = spec.bounds.delta / (2.0 * parts as f64);
-                let make = |s: f64| {
-                    make_gaussian::<_, _, ZeroConcentratedDivergence>(
-                        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
-                        L2Distance::<f64>::default(),
-                        s,
-                        None,
-                    )
-                    .map_err(noise)
-                };
-                let scale = calibrate(d_in / eps_each, eps_each, |s| {
-                    Ok(rho_to_epsilon(make(s)?.map(&d_in).map_err(noise)?, d_conv))
-                })?;
-                let meas = make(scale)?;
-                delta_total += d_conv;
-                (
-                    meas.invoke(&exact).map_err(noise)?,
-                    rho_to_epsilon(meas.map(&d_in).map_err(noise)?, d_conv),
-                    scale,
-                )
-            }
-        };
+        let d_conv = spec.bounds.delta / (2.0 * parts as f64);
+        let (l1, l2) = (m * per_group, m.sqrt() * per_group);
+        let (noisy, e, scale) = noisy_vector(&exact, spec.mechanism, l1, l2, eps_each, d_conv)?;
+        if spec.mechanism == Mechanism::Gaussian {
+            delta_total += d_conv;
+        }
         values.push(noisy);
         epsilons.push(e);
         scales.push(scale);
@@ -625,6 +585,60 @@ pub fn release(c: &Contributions, measures: &[Measure], spec: &Spec) -> Refused<
         delta: delta_total,
         scales,
     })
+}
+
+/// `exact` with OpenDP's `mechanism` noise at the smallest scale whose privacy map is within
+/// `eps` for a neighbour at L1 distance `l1` (Laplace) or L2 distance `l2` (Gaussian, its ρ
+/// turned into ε at `delta`). Returns the noisy values, the ε the map accounts, the scale.
+fn noisy_vector(
+    exact: &[f64],
+    mechanism: Mechanism,
+    l1: f64,
+    l2: f64,
+    eps: f64,
+    delta: f64,
+) -> Refused<(Vec<f64>, f64, f64)> {
+    let exact = exact.to_vec();
+    match mechanism {
+        Mechanism::Laplace => {
+            let make = |s: f64| {
+                make_laplace::<_, _, MaxDivergence>(
+                    VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
+                    L1Distance::<f64>::default(),
+                    s,
+                    None,
+                )
+                .map_err(noise)
+            };
+            let scale = calibrate(l1 / eps, eps, |s| make(s)?.map(&l1).map_err(noise))?;
+            let meas = make(scale)?;
+            Ok((
+                meas.invoke(&exact).map_err(noise)?,
+                meas.map(&l1).map_err(noise)?,
+                scale,
+            ))
+        }
+        Mechanism::Gaussian => {
+            let make = |s: f64| {
+                make_gaussian::<_, _, ZeroConcentratedDivergence>(
+                    VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
+                    L2Distance::<f64>::default(),
+                    s,
+                    None,
+                )
+                .map_err(noise)
+            };
+            let scale = calibrate(l2 / eps, eps, |s| {
+                Ok(rho_to_epsilon(make(s)?.map(&l2).map_err(noise)?, delta))
+            })?;
+            let meas = make(scale)?;
+            Ok((
+                meas.invoke(&exact).map_err(noise)?,
+                rho_to_epsilon(meas.map(&l2).map_err(noise)?, delta),
+                scale,
+            ))
+        }
+    }
 }
 
 /// ε of ρ-zCDP at `delta` (Bun & Steinke 2016, Prop. 1.3).
@@ -742,54 +756,13 @@ pub fn noisy_metrics(
         })
         .collect();
     let ranges: Vec<f64> = bounds.values().map(|[l, h]| h - l).collect();
-    let eps = epsilon.as_f64();
-    let (noisy, spent) = match mechanism {
-        Mechanism::Laplace => {
-            let d_in: f64 = ranges.iter().sum();
-            if d_in == 0.0 {
-                (exact, 0.0)
-            } else {
-                let make = |s: f64| {
-                    make_laplace::<_, _, MaxDivergence>(
-                        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
-                        L1Distance::<f64>::default(),
-                        s,
-                        None,
-                    )
-                    .map_err(noise)
-                };
-                let scale = calibrate(d_in / eps, eps, |s| make(s)?.map(&d_in).map_err(noise))?;
-                let m = make(scale)?;
-                (
-                    m.invoke(&exact).map_err(noise)?,
-                    m.map(&d_in).map_err(noise)?,
-                )
-            }
-        }
-        Mechanism::Gaussian => {
-            let d_in = ranges.iter().map(|r| r * r).sum::<f64>().sqrt();
-            if d_in == 0.0 {
-                (exact, 0.0)
-            } else {
-                let make = |s: f64| {
-                    make_gaussian::<_, _, ZeroConcentratedDivergence>(
-                        VectorDomain::new(AtomDomain::<f64>::new_non_nan()),
-                        L2Distance::<f64>::default(),
-                        s,
-                        None,
-                    )
-                    .map_err(noise)
-                };
-                let scale = calibrate(d_in / eps, eps, |s| {
-                    Ok(rho_to_epsilon(make(s)?.map(&d_in).map_err(noise)?, delta))
-                })?;
-                let m = make(scale)?;
-                (
-                    m.invoke(&exact).map_err(noise)?,
-                    rho_to_epsilon(m.map(&d_in).map_err(noise)?, delta),
-                )
-            }
-        }
+    let l1: f64 = ranges.iter().sum();
+    let l2 = ranges.iter().map(|r| r * r).sum::<f64>().sqrt();
+    let (noisy, spent) = if l1 == 0.0 {
+        (exact, 0.0)
+    } else {
+        let (noisy, spent, _) = noisy_vector(&exact, mechanism, l1, l2, epsilon.as_f64(), delta)?;
+        (noisy, spent)
     };
     Ok((bounds.keys().cloned().zip(noisy).collect(), spent))
 }

@@ -124,14 +124,13 @@ fn audit_proof(log: &[Entry], broker_head: Option<u64>, head: u64) -> Vec<Entry>
     }
 }
 
-/// The audit log head (`seq`, `hash`) the broker last saw from a room of this contract, as
-/// its challenge names it (`auth` only; nothing is attested or released).
-pub async fn seen_head(
+/// `POST /kbs/v0/auth` for `contract_digest`: the broker's answer as it came.
+async fn auth(
     client: &BrokerClient,
     contract_digest: &str,
     platform: cleanroom_attest::Platform,
-) -> Result<Option<(u64, String)>> {
-    let resp = client
+) -> Result<reqwest::Response> {
+    client
         .http
         .post(format!("{}/kbs/v0/auth", client.base()))
         .json(&AuthRequest {
@@ -144,7 +143,17 @@ pub async fn seen_head(
         })
         .send()
         .await
-        .map_err(|e| client.failed(e))?;
+        .map_err(|e| client.failed(e))
+}
+
+/// The audit log head (`seq`, `hash`) the broker last saw from a room of this contract, as
+/// its challenge names it (`auth` only; nothing is attested or released).
+pub async fn seen_head(
+    client: &BrokerClient,
+    contract_digest: &str,
+    platform: cleanroom_attest::Platform,
+) -> Result<Option<(u64, String)>> {
+    let resp = auth(client, contract_digest, platform).await?;
     if !resp.status().is_success() {
         return Err(client.failed(format!("auth answered HTTP {}", resp.status())));
     }
@@ -162,19 +171,7 @@ pub async fn fetch_key(
 ) -> Result<Released> {
     let base = client.base();
     let http = &client.http;
-    let resp = http
-        .post(format!("{base}/kbs/v0/auth"))
-        .json(&AuthRequest {
-            version: PROTOCOL_VERSION.into(),
-            tee: evidence.platform().to_string(),
-            extra_params: serde_json::to_value(AuthExtra {
-                contract_digest: req.contract_digest.to_string(),
-            })
-            .expect("serialises"),
-        })
-        .send()
-        .await
-        .map_err(|e| client.failed(e))?;
+    let resp = auth(client, req.contract_digest, evidence.platform()).await?;
     if !resp.status().is_success() {
         return Err(refusal(req, resp).await);
     }

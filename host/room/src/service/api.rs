@@ -436,6 +436,25 @@ async fn propose(
     }))
 }
 
+/// Add `msg` to a file of signed messages (one base64 message per line, the format
+/// `cleanroom_formats::load::read_messages` reads) unless it is there already; the file is
+/// rewritten atomically.
+fn append_message(path: &std::path::Path, msg: &SignedMessage) -> Answer<()> {
+    let mut text = if path.exists() {
+        fsutil::read_text(path).map_err(|_| RequestRefusal::Storage)?
+    } else {
+        String::new()
+    };
+    let line = msg.to_base64();
+    if text.lines().any(|l| l.trim() == line) {
+        return Ok(());
+    }
+    text.push_str(&line);
+    text.push('\n');
+    fsutil::write_file_atomic(path, text.as_bytes(), FileMode::Public)
+        .map_err(|_| RequestRefusal::Storage)
+}
+
 /// `GET /v1/workloads/{digest}`: a stored workload's text and proposal, for the owners
 /// who review and approve it.
 async fn workload(State(s): State<Arc<Service>>, Path(digest): Path<String>) -> Answer<Response> {
@@ -498,18 +517,7 @@ async fn approve(
     };
     s.record(Step::Approval, &subject, recorded, false).await?;
     let (member, digest, msg, f) = outcome?;
-    let mut text = if f.approvals.exists() {
-        fsutil::read_text(&f.approvals).map_err(|_| RequestRefusal::Storage)?
-    } else {
-        String::new()
-    };
-    let line = msg.to_base64();
-    if !text.lines().any(|l| l.trim() == line) {
-        text.push_str(&line);
-        text.push('\n');
-        fsutil::write_file_atomic(&f.approvals, text.as_bytes(), FileMode::Public)
-            .map_err(|_| RequestRefusal::Storage)?;
-    }
+    append_message(&f.approvals, &msg)?;
     Ok(Json(Accepted {
         member,
         workload_digest: digest,
@@ -685,18 +693,7 @@ async fn governance(
     // holds it, and checks this file again before it seals).
     if let Ok((_, msg)) = &outcome {
         let _held = s.governance.lock().await;
-        let mut text = if file.exists() {
-            fsutil::read_text(&file).map_err(|_| RequestRefusal::Storage)?
-        } else {
-            String::new()
-        };
-        let line = msg.to_base64();
-        if !text.lines().any(|l| l.trim() == line) {
-            text.push_str(&line);
-            text.push('\n');
-            fsutil::write_file_atomic(&file, text.as_bytes(), FileMode::Public)
-                .map_err(|_| RequestRefusal::Storage)?;
-        }
+        append_message(&file, msg)?;
     }
     s.record(Step::Suspension, &subject, recorded, false)
         .await?;
