@@ -132,8 +132,16 @@ pub enum PolicyError {
         value: u64,
         contract_value: u64,
     },
-    #[error("per-row output refused: {reason}")]
-    RowLevelNotAllowed { reason: String },
+    #[error("per-row output refused: output.row_level is only for inference modules")]
+    RowLevelNotForThisKind,
+    #[error(
+        "per-row output refused: `{recipient}` is not in the row_recipients of input `{input}` (owner `{owner}`)"
+    )]
+    RowRecipientNotAllowed {
+        recipient: String,
+        input: String,
+        owner: String,
+    },
     #[error(
         "member `{member}` may not propose workloads: the contract's governance.proposers are {proposers}"
     )]

@@ -79,9 +79,7 @@ impl OutputRule {
 /// owner lists in that dataset's `row_recipients`.
 pub(crate) fn check_row_level(contract: &Contract, workload: &Workload) -> Result<(), PolicyError> {
     if workload.kind != WorkloadKind::Inference || workload.module_digest.is_none() {
-        return Err(PolicyError::RowLevelNotAllowed {
-            reason: "output.row_level is only for inference modules".into(),
-        });
+        return Err(PolicyError::RowLevelNotForThisKind);
     }
     for i in &workload.inputs {
         let ds = contract
@@ -89,11 +87,10 @@ pub(crate) fn check_row_level(contract: &Contract, workload: &Workload) -> Resul
             .ok_or_else(|| PolicyError::UnknownInput { input: i.clone() })?;
         for r in &workload.output.recipients {
             if !ds.row_recipients.iter().any(|x| x.get_ref() == r) {
-                return Err(PolicyError::RowLevelNotAllowed {
-                    reason: format!(
-                        "`{r}` is not in the row_recipients of input `{i}` (owner `{}`)",
-                        ds.owner.get_ref()
-                    ),
+                return Err(PolicyError::RowRecipientNotAllowed {
+                    recipient: r.clone(),
+                    input: i.clone(),
+                    owner: ds.owner.get_ref().clone(),
                 });
             }
         }

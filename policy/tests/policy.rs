@@ -528,14 +528,15 @@ fn rejects_per_row_output_to_a_recipient_the_owner_did_not_name() {
     let s = with_row_recipients("[\"publisher\"]");
     assert!(matches!(
         scoring(true, "[\"advertiser\"]").check_against(s.contract()).unwrap_err(),
-        PolicyError::RowLevelNotAllowed { reason } if reason.contains("advertiser")
+        PolicyError::RowRecipientNotAllowed { recipient, input, owner }
+            if recipient == "advertiser" && input == "impressions" && owner == "publisher"
     ));
     // No row_recipients at all: per-row output is refused to anyone.
     assert!(matches!(
         scoring(true, "[\"advertiser\"]")
             .check_against(signed().contract())
             .unwrap_err(),
-        PolicyError::RowLevelNotAllowed { .. }
+        PolicyError::RowRecipientNotAllowed { recipient, .. } if recipient == "advertiser"
     ));
 }
 
@@ -548,7 +549,7 @@ fn rejects_per_row_output_from_a_sql_workload() {
     w.output.row_level = true;
     assert!(matches!(
         w.check_against(s.contract()).unwrap_err(),
-        PolicyError::RowLevelNotAllowed { reason } if reason.contains("inference modules")
+        PolicyError::RowLevelNotForThisKind
     ));
 }
 

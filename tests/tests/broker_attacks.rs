@@ -83,7 +83,7 @@ async fn room_refuses_a_broker_impersonated_by_the_operator() {
     let (imp, _) = cleanroom_cli::demo::generate(5_000, 99);
     let plain = fake_dir.join("impressions.csv");
     std::fs::write(&plain, imp).unwrap();
-    let (keys, _) = cleanroom_cli::commands::dataset::seal(
+    let keys = cleanroom_cli::sealing::seal(
         &parsed,
         &room.contract,
         "impressions",
@@ -92,7 +92,8 @@ async fn room_refuses_a_broker_impersonated_by_the_operator() {
         None,
         cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
     )
-    .unwrap();
+    .unwrap()
+    .keys;
     let mut only_key = keys.clone();
     only_key.withheld = None;
     let key_path = fake_dir.join("impressions.key");
@@ -188,7 +189,7 @@ fn reseal(room: &Room, owner: &str, ds: &str, plain: &str, out: &Path) {
     let plain_path = d.join(format!("{ds}-v2.csv"));
     std::fs::write(&plain_path, plain).unwrap();
     let (keys, _) = cleanroom_formats::keyfile::read(&d.join(format!("{ds}.key"))).unwrap();
-    cleanroom_cli::commands::dataset::seal(
+    cleanroom_cli::sealing::seal(
         &parsed,
         &room.contract,
         ds,

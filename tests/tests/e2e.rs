@@ -8,6 +8,7 @@ mod common;
 
 use cleanroom_attest::AttestError;
 use cleanroom_cli::broker_client::GovernanceError;
+use cleanroom_cli::error::MemberError;
 use cleanroom_formats::audit::Step;
 use cleanroom_formats::{FormatError, StreamError};
 use cleanroom_policy::PolicyError;
@@ -327,7 +328,7 @@ async fn segment_spliced_from_another_sealed_file_is_refused() {
             let plain = r.root().join("again.csv");
             std::fs::write(&plain, common::Spec::default().conversions_csv).unwrap();
             let (k, _) = cleanroom_formats::keyfile::read(&d.join("conversions.key")).unwrap();
-            cleanroom_cli::commands::dataset::seal(
+            cleanroom_cli::sealing::seal(
                 &contract,
                 &r.contract,
                 "conversions",
@@ -530,7 +531,7 @@ async fn contract_signature_from_a_non_member_is_refused() {
     let room = Room::new(Spec::default()).await;
     room.approve_all();
     let outsider = room.root().join("outsider");
-    cleanroom_cli::commands::member::keygen("mallory", &outsider).unwrap();
+    cleanroom_cli::keygen::keygen("mallory", &outsider).unwrap();
     // Mallory's acceptance of the same contract, appended to the signatures file.
     let sk = cleanroom_formats::keys::signing_key(&outsider.join("mallory.sign.key")).unwrap();
     let msg = cleanroom_policy::message::SignedMessage::sign(
@@ -540,7 +541,7 @@ async fn contract_signature_from_a_non_member_is_refused() {
         1,
         room.digest.to_vec(),
     );
-    cleanroom_cli::commands::contract::append_message(&room.sigs, &msg).unwrap();
+    cleanroom_cli::signing::append_message(&room.sigs, &msg).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
         matches!(err, RoomError::Policy(PolicyError::SignerNotAMember { .. })),
@@ -949,6 +950,60 @@ async fn run_without_proposal_is_refused_when_contract_names_proposers() {
     room.stop().await;
 }
 
+/// An owner's tooling refuses, before writing anything, to seal a dataset with the key of
+/// another dataset, or a Parquet file whose column has another type than the contract's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_with_another_datasets_key_or_a_mistyped_column_is_refused() {
+    let room = Room::new(Spec::default()).await;
+    let d = common::member_dir(room.root(), "advertiser");
+    let err = cleanroom_cli::sealing::read_key_for(&d.join("conversions.key"), "impressions")
+        .unwrap_err();
+    assert!(
+        matches!(&err, MemberError::KeyOfAnotherDataset { key_dataset, dataset, .. }
+            if key_dataset == "conversions" && dataset == "impressions"),
+        "{err}"
+    );
+    // `user_id_hash` is a string in the contract; this file has it as int64.
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("user_id_hash", arrow::datatypes::DataType::Int64, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![
+            1, 2,
+        ]))],
+    )
+    .unwrap();
+    let plain = room.root().join("mistyped.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&plain).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let text = std::fs::read_to_string(&room.contract).unwrap();
+    let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
+    let out = room.root().join("mistyped.sealed");
+    let key_out = room.root().join("mistyped.key");
+    let err = cleanroom_cli::sealing::seal_with_key_file(
+        &parsed,
+        &room.contract,
+        "impressions",
+        &plain,
+        &out,
+        None,
+        Some(&key_out),
+        cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, MemberError::ColumnMismatch { column, want, .. }
+            if column == "user_id_hash" && want == "Utf8"),
+        "{err}"
+    );
+    assert!(!out.exists() && !key_out.exists());
+    room.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proposal_by_a_member_who_may_not_propose_is_refused() {
     let room = Room::new(Spec::default()).await;
@@ -966,7 +1021,7 @@ async fn proposal_by_a_member_who_may_not_propose_is_refused() {
         0
     );
     // The CLI refuses to sign such a proposal in the first place.
-    let err = cleanroom_cli::commands::workload::propose(
+    let err = cleanroom_cli::signing::propose(
         &room.contract,
         &room.sigs,
         &room.workload,
@@ -975,7 +1030,10 @@ async fn proposal_by_a_member_who_may_not_propose_is_refused() {
         &room.root().join("p"),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("may not propose"), "{err}");
+    assert!(
+        matches!(&err, MemberError::Policy(PolicyError::ProposerNotAllowed { member, .. }) if member == "publisher"),
+        "{err}"
+    );
     room.stop().await;
 }
 

@@ -7,6 +7,7 @@
 
 mod common;
 
+use cleanroom_cli::error::MemberError;
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_kbs::commands as kbs_cmd;
 use std::collections::BTreeMap;
@@ -50,13 +51,12 @@ fn scoring_workload(recipients: &str) -> String {
 /// The advertiser seals `MODEL` as the contract's `conversion-model` dataset and registers
 /// its key at its broker, as `cleanroom dataset seal` + `kbs put` do.
 fn seal_model(room: &Room) {
-    use cleanroom_cli::commands::dataset;
     let d = member_dir(room.root(), "advertiser");
     let text = std::fs::read_to_string(&room.contract).unwrap();
     let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
     let plain = d.join("model.json");
     std::fs::write(&plain, MODEL).unwrap();
-    let (k, _) = dataset::seal(
+    let k = cleanroom_cli::sealing::seal(
         &parsed,
         &room.contract,
         "conversion-model",
@@ -65,7 +65,8 @@ fn seal_model(room: &Room) {
         None,
         cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
     )
-    .unwrap();
+    .unwrap()
+    .keys;
     let key = d.join("model.key");
     cleanroom_formats::keyfile::write(&key, &k, "conversion-model").unwrap();
     let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
@@ -162,7 +163,7 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
     install(&room, &bytes, &scoring_workload("[\"advertiser\"]"));
 
     // Owners' tooling refuses to approve it...
-    let err = cleanroom_cli::commands::workload::approve(
+    let err = cleanroom_cli::signing::approve(
         &room.contract,
         &room.sigs,
         &room.workload,
@@ -171,7 +172,11 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
         &room.approvals,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("row_recipients"), "{err}");
+    assert!(
+        matches!(&err, MemberError::Policy(PolicyError::RowRecipientNotAllowed { recipient, input, .. })
+            if recipient == "advertiser" && input == "impressions"),
+        "{err}"
+    );
     // ...and approvals signed anyway do not make the room run it.
     let w = cleanroom_formats::load::load_workload(&room.workload).unwrap();
     for m in common::MEMBERS {
@@ -183,12 +188,12 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
             1,
             cleanroom_policy::workload::ApprovalPayload::for_workload(&w).to_bytes(),
         );
-        cleanroom_cli::commands::contract::append_message(&room.approvals, &msg).unwrap();
+        cleanroom_cli::signing::append_message(&room.approvals, &msg).unwrap();
     }
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, RoomError::Policy(PolicyError::RowLevelNotAllowed { reason })
-            if reason.contains("`advertiser` is not in the row_recipients of input `impressions`")),
+        matches!(&err, RoomError::Policy(PolicyError::RowRecipientNotAllowed { recipient, input, .. })
+            if recipient == "advertiser" && input == "impressions"),
         "{err}"
     );
     room.assert_refused(Step::Approval);

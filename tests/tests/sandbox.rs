@@ -227,7 +227,7 @@ fn assert_forbidden(name: &str, prefix: &str) {
         info.imports
     );
     // Refused at publish ...
-    let publish = cleanroom_cli::commands::module::check_publishable(&info, World::Query);
+    let publish = cleanroom_cli::signing::check_publishable(&info, World::Query);
     assert!(
         matches!(&publish, Err(SandboxError::ForbiddenImports { imports }) if imports.iter().any(|i| i.starts_with(prefix))),
         "{publish:?}"

@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256, Sha384};
 
-use crate::commands::{contract as contract_cmd, dataset, member, workload as workload_cmd};
+use crate::commands::{contract as contract_cmd, workload as workload_cmd};
 use cleanroom_kbs::store::{MasterKey, Store};
 use cleanroom_kbs::tls::TlsIdentity;
 use cleanroom_room::attestation::SimSource;
@@ -414,7 +414,7 @@ impl Parties<'_> {
         let advertiser = self.sign_key("advertiser");
         match component {
             Some(bytes) => {
-                crate::commands::module::publish(
+                crate::signing::publish(
                     bytes,
                     self.contract,
                     self.sigs,
@@ -425,12 +425,19 @@ impl Parties<'_> {
                 )?;
             }
             None => {
-                workload_cmd::propose(self.contract, self.sigs, &w, &advertiser, None, &proposal)?;
+                crate::signing::propose(
+                    self.contract,
+                    self.sigs,
+                    &w,
+                    &advertiser,
+                    None,
+                    &proposal,
+                )?;
             }
         }
         let approvals = workload_cmd::default_approvals(&w);
         for name in ["publisher", "advertiser"] {
-            workload_cmd::approve(
+            crate::signing::approve(
                 self.contract,
                 self.sigs,
                 &w,
@@ -582,16 +589,17 @@ ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
         .contract()
         .clone();
     let model_key = advd.join("conversion-model.key");
-    let (k, _) = dataset::seal(
+    let _k = crate::sealing::seal_with_key_file(
         &parsed,
         parties.contract,
         "conversion-model",
         &model_plain,
         &room.join("data/conversion-model.sealed"),
         None,
+        Some(&model_key),
         cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
-    )?;
-    cleanroom_formats::keyfile::write(&model_key, &k, "conversion-model")?;
+    )?
+    .keys;
     std::fs::remove_file(&model_plain)?;
     let store = kbs_cmd::open_store(&advd.join("kbs.db"), &advd.join("kbs.master-key"))?;
     kbs_cmd::put(
@@ -777,7 +785,7 @@ pub async fn scenario(
     )?;
     let mut entries = Vec::new();
     for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
-        entries.push(member::keygen(name, &d.join("keys"))?);
+        entries.push(crate::keygen::keygen(name, &d.join("keys"))?);
         writeln!(out, "    {name}: keys in {}", d.join("keys").display())?;
     }
 
@@ -833,7 +841,7 @@ pub async fn scenario(
     )?;
     let sigs = contract_cmd::default_sigs(&contract);
     for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
-        contract_cmd::sign(&contract, &d.join(format!("keys/{name}.sign.key")), &sigs)?;
+        crate::signing::sign_contract(&contract, &d.join(format!("keys/{name}.sign.key")), &sigs)?;
     }
     let (signed, _) = cleanroom_formats::load::load_signed_contract(&contract, &sigs)?;
     writeln!(
@@ -871,16 +879,16 @@ pub async fn scenario(
             .get_ref()
             .clone();
         let key_path = d.join(format!("{ds}.key"));
-        let (k, rows) = dataset::seal(
+        let crate::sealing::Sealed { keys: k, rows, .. } = crate::sealing::seal_with_key_file(
             &parsed,
             &contract,
             ds,
             &plain_path,
             &room.join(&location),
             None,
+            Some(&key_path),
             cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
         )?;
-        cleanroom_formats::keyfile::write(&key_path, &k, ds)?;
         // The owner's plaintext stays with the owner; the demo removes it so the demo
         // directory holds only sealed data.
         std::fs::remove_file(&plain_path)?;

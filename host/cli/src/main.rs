@@ -10,7 +10,9 @@ fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => cleanroom_verify::report(&e, |c| {
-            cleanroom_room::classify(c).or_else(|| cleanroom_kbs::classify(c))
+            cleanroom_room::classify(c)
+                .or_else(|| cleanroom_kbs::classify(c))
+                .or_else(|| cleanroom_cli::error::classify(c))
         }),
     }
 }

@@ -9,10 +9,10 @@ use cleanroom_kbs::commands as kbs_cmd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cleanroom_cli::commands::{
-    contract as contract_cmd, dataset, member, workload as workload_cmd,
-};
+use cleanroom_cli::commands::{contract as contract_cmd, workload as workload_cmd};
 use cleanroom_cli::demo;
+use cleanroom_cli::keygen::keygen;
+use cleanroom_cli::{sealing, signing};
 use cleanroom_formats::audit::Entry;
 use cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE;
 use cleanroom_kbs::server::{self, RunningBroker};
@@ -70,7 +70,7 @@ pub fn demo_contract_text() -> String {
     let tmp = tempfile::tempdir().unwrap();
     let entries: Vec<String> = MEMBERS
         .iter()
-        .map(|m| member::keygen(m, &tmp.path().join(m)).unwrap())
+        .map(|m| keygen(m, &tmp.path().join(m)).unwrap())
         .collect();
     let broker = demo::BrokerRef {
         url: "http://127.0.0.1:1".into(),
@@ -110,7 +110,7 @@ impl Room {
         let mut brokers = Vec::new();
         for name in MEMBERS {
             let d = member_dir(&root, name);
-            entries.push(member::keygen(name, &d.join("keys")).unwrap());
+            entries.push(keygen(name, &d.join("keys")).unwrap());
             let mk = MasterKey::generate();
             cleanroom_formats::fsutil::write_file_atomic(
                 &d.join("kbs.master-key"),
@@ -133,7 +133,7 @@ impl Room {
         }
         for name in &spec.extra_members {
             let d = member_dir(&root, name);
-            entries.push(member::keygen(name, &d.join("keys")).unwrap());
+            entries.push(keygen(name, &d.join("keys")).unwrap());
         }
         let measurement = hex::encode(attestation::self_measurement().unwrap());
         let text = demo::contract_text(
@@ -163,7 +163,7 @@ impl Room {
             .map(|m| m.to_string())
             .chain(spec.extra_members.iter().cloned());
         for name in signers {
-            contract_cmd::sign(
+            signing::sign_contract(
                 &contract,
                 &member_dir(&root, &name).join(format!("keys/{name}.sign.key")),
                 &sigs,
@@ -185,7 +185,7 @@ impl Room {
             .unwrap();
             let location = parsed.dataset(ds).unwrap().location.get_ref().clone();
             let key_path = d.join(format!("{ds}.key"));
-            let (k, _) = dataset::seal(
+            let k = sealing::seal(
                 &parsed,
                 &contract,
                 ds,
@@ -194,7 +194,8 @@ impl Room {
                 None,
                 spec.segment_size,
             )
-            .unwrap();
+            .unwrap()
+            .keys;
             cleanroom_formats::keyfile::write(&key_path, &k, ds).unwrap();
             std::fs::remove_file(&plain_path).unwrap();
             let store = kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
@@ -251,7 +252,7 @@ impl Room {
                 world: w.kind.as_str().to_string(),
                 imports: vec![],
             });
-        workload_cmd::propose(
+        signing::propose(
             &self.contract,
             &self.sigs,
             &self.workload,
@@ -265,7 +266,7 @@ impl Room {
     /// `member` approves the current workload (proposed afresh by the advertiser).
     pub fn approve(&self, member: &str) {
         self.propose();
-        workload_cmd::approve(
+        signing::approve(
             &self.contract,
             &self.sigs,
             &self.workload,

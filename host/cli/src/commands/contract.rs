@@ -1,17 +1,14 @@
 //! `cleanroom contract digest|sign|verify`.
 
-use cleanroom_formats::fsutil::FileMode;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use cleanroom_policy::Contract;
-use cleanroom_policy::message::{MessageType, SignedMessage};
 
 use cleanroom_formats::fsutil;
-use cleanroom_formats::keys;
+use cleanroom_formats::load::load_signed_contract;
 pub use cleanroom_formats::load::{default_approvals, default_proposal, default_sigs};
-use cleanroom_formats::load::{load_signed_contract, read_messages};
 
 #[derive(Debug, Args)]
 pub struct ContractArgs {
@@ -69,62 +66,6 @@ impl ContractFiles {
     }
 }
 
-/// Append `msg` to a file of base64 messages (atomically).
-pub fn append_message(path: &Path, msg: &SignedMessage) -> anyhow::Result<()> {
-    let mut text = if path.exists() {
-        fsutil::read_text(path)?
-    } else {
-        String::new()
-    };
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&msg.to_base64());
-    text.push('\n');
-    fsutil::write_file_atomic(path, text.as_bytes(), FileMode::Public)?;
-    Ok(())
-}
-
-pub fn sign(contract: &Path, key: &Path, sigs: &Path) -> anyhow::Result<String> {
-    let text = fsutil::read_text(contract)?;
-    let c = Contract::parse(&text, &contract.display().to_string())?;
-    let sk = keys::signing_key(key)?;
-    let vk = p384::ecdsa::VerifyingKey::from(&sk);
-    let fp = cleanroom_policy::message::key_fingerprint(&vk);
-    let member = c
-        .member_by_kid(&fp)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: this key is not the signing key of any member of {}",
-                key.display(),
-                contract.display()
-            )
-        })?
-        .name
-        .get_ref()
-        .clone();
-    let d = c.digest();
-    // Drop an earlier signature by the same member, so re-signing does not accumulate.
-    let existing: Vec<SignedMessage> = read_messages(sigs)?
-        .into_iter()
-        .filter(|m| m.kid != fp)
-        .collect();
-    let msg = SignedMessage::sign(
-        &sk,
-        MessageType::ContractAccept,
-        d.0,
-        cleanroom_formats::clock::now_unix(),
-        d.0.to_vec(),
-    );
-    let mut out = String::new();
-    for m in existing.iter().chain(std::iter::once(&msg)) {
-        out.push_str(&m.to_base64());
-        out.push('\n');
-    }
-    fsutil::write_file_atomic(sigs, out.as_bytes(), FileMode::Public)?;
-    Ok(member)
-}
-
 pub fn run(args: &ContractArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         ContractCommand::Digest { contract } => {
@@ -138,7 +79,7 @@ pub fn run(args: &ContractArgs) -> anyhow::Result<ExitCode> {
             sigs,
         } => {
             let sigs = sigs.clone().unwrap_or_else(|| default_sigs(contract));
-            let member = sign(contract, key, &sigs)?;
+            let member = crate::signing::sign_contract(contract, key, &sigs)?;
             println!(
                 "signed {} as `{member}`; signature appended to {}",
                 contract.display(),

@@ -11,7 +11,8 @@ use cleanroom_policy::governance::{self, GovernancePayload, Suspended};
 use cleanroom_policy::message::SignedMessage;
 
 use crate::broker_client::GovernanceError;
-use crate::commands::contract::{ContractFiles, append_message};
+use crate::commands::contract::ContractFiles;
+use crate::signing::append_message;
 use cleanroom_formats::keys;
 use cleanroom_formats::load::{GOVERNANCE_FILE, load_signed_contract, read_messages};
 

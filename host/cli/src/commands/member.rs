@@ -1,19 +1,14 @@
 //! `cleanroom member keygen|show`.
 
-use cleanroom_formats::fsutil::FileMode;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand};
-use p384::ecdsa::{SigningKey, VerifyingKey};
-use p384::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
-use cleanroom_formats::envelope;
 use cleanroom_formats::fsutil;
 use cleanroom_formats::keys;
+
+use crate::keygen::{keygen, member_toml};
 
 #[derive(Debug, Args)]
 pub struct MemberArgs {
@@ -44,54 +39,6 @@ pub enum MemberCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
-}
-
-pub fn member_toml(name: &str, sign_pub_pem: &str, enc_pub_b64: &str) -> String {
-    format!(
-        "[[members]]\nname = \"{name}\"\nsigning_key = \"\"\"\n{}\n\"\"\"\nencryption_key = \"{enc_pub_b64}\"\n",
-        sign_pub_pem.trim()
-    )
-}
-
-/// Generate and write a member's keys; returns the [[members]] entry.
-pub fn keygen(name: &str, out: &std::path::Path) -> anyhow::Result<String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        anyhow::bail!("--name `{name}`: use letters, digits, `-` and `_` only");
-    }
-    let sk = SigningKey::random(&mut rand::rngs::OsRng);
-    let sk_pem = sk
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the signing key")?;
-    let pk_pem = VerifyingKey::from(&sk)
-        .to_public_key_pem(LineEnding::LF)
-        .context("encoding the public key")?;
-    let (enc_sk, enc_pk) = envelope::generate_keypair();
-    let enc_sk_b64 = zeroize::Zeroizing::new(B64.encode(enc_sk.as_ref()) + "\n");
-    let enc_pk_b64 = B64.encode(enc_pk);
-    let f = |ext: &str| out.join(format!("{name}.{ext}"));
-    for ext in ["sign.key", "enc.key"] {
-        if f(ext).exists() {
-            anyhow::bail!(
-                "{} already exists; refusing to overwrite a private key",
-                f(ext).display()
-            );
-        }
-    }
-    fsutil::write_file_atomic(&f("sign.key"), sk_pem.as_bytes(), FileMode::Secret)?;
-    fsutil::write_file_atomic(&f("sign.pub"), pk_pem.as_bytes(), FileMode::Public)?;
-    fsutil::write_file_atomic(&f("enc.key"), enc_sk_b64.as_bytes(), FileMode::Secret)?;
-    fsutil::write_file_atomic(
-        &f("enc.pub"),
-        format!("{enc_pk_b64}\n").as_bytes(),
-        FileMode::Public,
-    )?;
-    let entry = member_toml(name, &pk_pem, &enc_pk_b64);
-    fsutil::write_file_atomic(&f("member.toml"), entry.as_bytes(), FileMode::Public)?;
-    Ok(entry)
 }
 
 pub fn run(args: &MemberArgs) -> anyhow::Result<ExitCode> {

@@ -1,18 +1,15 @@
 //! `cleanroom module inspect FILE` and `cleanroom module publish FILE --workload W ...`.
 
-use cleanroom_formats::fsutil::FileMode;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use cleanroom_policy::proposal::ModuleSummary;
-
 use crate::commands::contract::ContractFiles;
-use crate::commands::workload::{default_proposal, propose};
-use cleanroom_formats::fsutil;
-use cleanroom_room::sandbox::{self, ModuleInfo, World};
+use crate::commands::workload::default_proposal;
+use crate::signing::publish;
+use cleanroom_room::sandbox::{self};
 
 /// `cleanroom module ...`: work with Wasm modules (components of `cleanroom:workload`).
 #[derive(Debug, Args)]
@@ -57,25 +54,6 @@ pub enum ModuleCommand {
         #[arg(long, value_name = "DIR")]
         room: Option<PathBuf>,
     },
-}
-
-/// Check `info` for publication as a `world` module: an error lists what is wrong.
-pub fn check_publishable(info: &ModuleInfo, world: World) -> Result<(), sandbox::SandboxError> {
-    if !info.forbidden_imports.is_empty() {
-        return Err(sandbox::SandboxError::ForbiddenImports {
-            imports: info.forbidden_imports.clone(),
-        });
-    }
-    match info.world {
-        None => Err(sandbox::SandboxError::UnknownWorld {
-            exports: info.exports.clone(),
-        }),
-        Some(w) if w != world => Err(sandbox::SandboxError::WrongWorld {
-            expected: world.to_string(),
-            found: w.to_string(),
-        }),
-        Some(_) => Ok(()),
-    }
 }
 
 /// Run `cleanroom module ...`.
@@ -132,13 +110,11 @@ pub fn run(args: &ModuleArgs) -> anyhow::Result<ExitCode> {
                 room.as_deref(),
             ) {
                 Ok(p) => p,
-                Err(e) => match e.downcast_ref::<sandbox::SandboxError>() {
-                    Some(refusal) => {
-                        eprintln!("refused: {}: {refusal}", file.display());
-                        return Ok(ExitCode::FAILURE);
-                    }
-                    None => return Err(e),
-                },
+                Err(crate::error::MemberError::Sandbox(refusal)) => {
+                    eprintln!("refused: {}: {refusal}", file.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
             };
             if let Some(stored) = &p.stored {
                 println!("component stored as {}", stored.display());
@@ -155,64 +131,4 @@ pub fn run(args: &ModuleArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// What [`publish`] did.
-#[derive(Debug)]
-pub struct Published {
-    pub proposer: String,
-    pub workload: cleanroom_policy::Workload,
-    pub world: World,
-    pub module_digest: String,
-    /// Where the component was stored, with a room.
-    pub stored: Option<PathBuf>,
-}
-
-/// `module publish`: check the component `bytes` against the workload at `workload` (world =
-/// kind, no import outside it, digest = module_digest), sign the proposal as the member
-/// whose key is at `key` and write it to `out`; with `room`, store the component as
-/// ROOM/modules/<digest>.wasm. A refused component is a [`sandbox::SandboxError`] inside
-/// the error.
-/// What a proposal records of `bytes` as the component of the workload at `workload`,
-/// after the checks `publish` makes (the component implements the workload's world and
-/// imports nothing else).
-pub fn summary(bytes: &[u8], workload: &Path) -> anyhow::Result<ModuleSummary> {
-    let info = sandbox::inspect(bytes)?;
-    let world = World::from(cleanroom_formats::load::load_workload(workload)?.kind);
-    check_publishable(&info, world)?;
-    Ok(ModuleSummary {
-        digest: info.digest,
-        world: world.name().to_string(),
-        imports: info.imports,
-    })
-}
-
-pub fn publish(
-    bytes: &[u8],
-    contract: &Path,
-    sigs: &Path,
-    workload: &Path,
-    key: &Path,
-    out: &Path,
-    room: Option<&Path>,
-) -> anyhow::Result<Published> {
-    let summary = summary(bytes, workload)?;
-    let digest = summary.digest.clone();
-    let world = World::from(cleanroom_formats::load::load_workload(workload)?.kind);
-    let (proposer, w) = propose(contract, sigs, workload, key, Some(summary), out)?;
-    let stored = match room {
-        Some(room) => {
-            let dest = room.join(format!("modules/{digest}.wasm"));
-            fsutil::write_file_atomic(&dest, bytes, FileMode::Public)?;
-            Some(dest)
-        }
-        None => None,
-    };
-    Ok(Published {
-        proposer,
-        workload: w,
-        world,
-        module_digest: digest,
-        stored,
-    })
 }

@@ -163,7 +163,7 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                 let component = match module {
                     Some(m) => {
                         let bytes = fsutil::read_file(m)?;
-                        let summary = crate::commands::module::summary(&bytes, workload)?;
+                        let summary = crate::signing::module_summary(&bytes, workload)?;
                         Some((bytes, summary))
                     }
                     None => None,

@@ -1,21 +1,16 @@
 //! `cleanroom workload digest|propose|show|approve`.
 
 use cleanroom_formats::fsutil::FileMode;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
-use cleanroom_policy::message::{MessageType, SignedMessage};
-use cleanroom_policy::proposal::{self, ModuleSummary, Proposal, ProposalPayload};
-use cleanroom_policy::workload::ApprovalPayload;
-use cleanroom_policy::{SignedContract, Workload};
 
-use crate::commands::contract::{ContractFiles, append_message};
+use crate::commands::contract::ContractFiles;
+use crate::signing::{approve, open_proposal, propose};
 use cleanroom_formats::fsutil;
-use cleanroom_formats::keys;
 pub use cleanroom_formats::load::{default_approvals, default_proposal, default_sigs};
-use cleanroom_formats::load::{load_signed_contract, load_workload, read_proposal};
+use cleanroom_formats::load::{load_signed_contract, load_workload};
 
 #[derive(Debug, Args)]
 pub struct WorkloadArgs {
@@ -80,98 +75,6 @@ pub enum WorkloadCommand {
         #[arg(long, value_name = "FILE")]
         approvals: Option<PathBuf>,
     },
-}
-
-/// The member whose signing key is at `key`, with the key.
-fn member_key(
-    signed: &SignedContract,
-    key: &Path,
-) -> anyhow::Result<(p384::ecdsa::SigningKey, String)> {
-    let sk = keys::signing_key(key)?;
-    let fp = cleanroom_policy::message::key_fingerprint(&p384::ecdsa::VerifyingKey::from(&sk));
-    let member = signed
-        .contract()
-        .member_by_kid(&fp)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: this key is not the signing key of any member of the contract",
-                key.display()
-            )
-        })?
-        .name
-        .get_ref()
-        .clone();
-    Ok((sk, member))
-}
-
-/// Sign a proposal of the workload file at `workload` (with `module` for a module workload)
-/// and write it to `out`. Refuses what the run would refuse: a workload the contract does
-/// not allow, or a proposer outside governance.proposers. Returns (proposer, workload).
-pub fn propose(
-    contract: &Path,
-    sigs: &Path,
-    workload: &Path,
-    key: &Path,
-    module: Option<ModuleSummary>,
-    out: &Path,
-) -> anyhow::Result<(String, Workload)> {
-    let (signed, _) = load_signed_contract(contract, sigs)?;
-    let text = fsutil::read_text(workload)?;
-    let payload = ProposalPayload::new(&text, &workload.display().to_string(), module)?;
-    let (sk, member) = member_key(&signed, key)?;
-    let msg = SignedMessage::sign(
-        &sk,
-        MessageType::WorkloadPropose,
-        signed.digest().0,
-        cleanroom_formats::clock::now_unix(),
-        payload.to_bytes(),
-    );
-    // Verify it as an owner will (proposer allowed, workload valid under the contract)
-    // before anything is written.
-    let p = proposal::open(&signed, &msg)?;
-    let mut line = msg.to_base64();
-    line.push('\n');
-    fsutil::write_file_atomic(out, line.as_bytes(), FileMode::Public)?;
-    Ok((member, p.workload))
-}
-
-/// Read the proposal in `path`, which must exist.
-fn read_existing_proposal(path: &Path) -> anyhow::Result<SignedMessage> {
-    read_proposal(path)?.ok_or_else(|| anyhow::anyhow!("{}: no such proposal file", path.display()))
-}
-
-/// Read and verify the proposal in `path`.
-pub fn open_proposal(signed: &SignedContract, path: &Path) -> anyhow::Result<Proposal> {
-    let msg = read_existing_proposal(path)?;
-    proposal::open(signed, &msg).with_context(|| format!("proposal {}", path.display()))
-}
-
-/// Approve the workload at `workload` as the member whose key is at `key`. When a proposal
-/// is given (or the contract names proposers, which makes one required) it must propose
-/// exactly this workload. Returns (approving member, proposer if any).
-pub fn approve(
-    contract: &Path,
-    sigs: &Path,
-    workload: &Path,
-    key: &Path,
-    proposal_path: Option<&Path>,
-    approvals: &Path,
-) -> anyhow::Result<(String, Option<String>)> {
-    let (signed, _) = load_signed_contract(contract, sigs)?;
-    let w = load_workload(workload)?;
-    w.check_against(signed.contract())?;
-    let msg = proposal_path.map(read_existing_proposal).transpose()?;
-    let proposer = proposal::require(&signed, &w, msg.as_ref())?;
-    let (sk, member) = member_key(&signed, key)?;
-    let msg = SignedMessage::sign(
-        &sk,
-        MessageType::WorkloadApprove,
-        signed.digest().0,
-        cleanroom_formats::clock::now_unix(),
-        ApprovalPayload::for_workload(&w).to_bytes(),
-    );
-    append_message(approvals, &msg)?;
-    Ok((member, proposer))
 }
 
 pub fn run(args: &WorkloadArgs) -> anyhow::Result<ExitCode> {
