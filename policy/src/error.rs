@@ -120,6 +120,27 @@ pub enum PolicyError {
         owner: String,
         dataset: String,
     },
+    #[error("`{member}` revoked its approval of workload `{workload}`")]
+    ApprovalRevoked { member: String, workload: String },
+    #[error(
+        "member `{member}` may not cancel run `{run}`: only who requested it and the owners of its inputs may"
+    )]
+    CancelNotAllowed { member: String, run: String },
+    #[error("`{member}`'s approval of workload `{workload}` expired at {expired_at} (Unix time)")]
+    ApprovalExpired {
+        member: String,
+        workload: String,
+        expired_at: u64,
+    },
+    #[error(
+        "`{member}`'s approval of workload `{workload}` allows {max_runs} runs; {runs} have run"
+    )]
+    ApprovalRunsExhausted {
+        member: String,
+        workload: String,
+        max_runs: u64,
+        runs: u64,
+    },
     #[error("approval from `{member}` is for workload {actual}, not {expected}")]
     ApprovalForOtherWorkload {
         member: String,

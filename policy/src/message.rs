@@ -29,12 +29,16 @@ pub enum MessageType {
     ContractAccept,
     WorkloadPropose,
     WorkloadApprove,
+    /// An owner withdraws its approval of one workload (the room stays open to others).
+    WorkloadRevoke,
     Suspend,
     Resume,
     /// A member asks a room service to run an approved workload.
     RunRequest,
     /// A recipient asks a room service for a sealed output.
     OutputFetch,
+    /// A member asks a room service to cancel a queued run.
+    RunCancel,
 }
 
 impl MessageType {
@@ -43,10 +47,12 @@ impl MessageType {
             MessageType::ContractAccept => "contract-accept",
             MessageType::WorkloadPropose => "workload-propose",
             MessageType::WorkloadApprove => "workload-approve",
+            MessageType::WorkloadRevoke => "workload-revoke",
             MessageType::Suspend => "suspend",
             MessageType::Resume => "resume",
             MessageType::RunRequest => "run-request",
             MessageType::OutputFetch => "output-fetch",
+            MessageType::RunCancel => "run-cancel",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -54,10 +60,12 @@ impl MessageType {
             "contract-accept" => MessageType::ContractAccept,
             "workload-propose" => MessageType::WorkloadPropose,
             "workload-approve" => MessageType::WorkloadApprove,
+            "workload-revoke" => MessageType::WorkloadRevoke,
             "suspend" => MessageType::Suspend,
             "resume" => MessageType::Resume,
             "run-request" => MessageType::RunRequest,
             "output-fetch" => MessageType::OutputFetch,
+            "run-cancel" => MessageType::RunCancel,
             _ => return None,
         })
     }

@@ -31,6 +31,15 @@ pub struct OutputFetchPayload {
     pub nonce: String,
 }
 
+/// The payload of a `run-cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunCancelPayload {
+    /// The run's id in the service (`q-...`).
+    pub run: String,
+    pub nonce: String,
+}
+
 macro_rules! payload_bytes {
     ($t:ty) => {
         impl $t {
@@ -42,6 +51,7 @@ macro_rules! payload_bytes {
 }
 payload_bytes!(RunRequestPayload);
 payload_bytes!(OutputFetchPayload);
+payload_bytes!(RunCancelPayload);
 
 /// A verified, fresh request: who sent it and its nonce. Only this module makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +164,38 @@ pub fn run_request(
         return Err(PolicyError::RunNotAllowed {
             member: fresh.member,
             workload: workload.name.clone(),
+        });
+    }
+    Ok(fresh)
+}
+
+/// Verify a run cancellation: a fresh request by the member who requested the run
+/// (`requested_by`) or an owner of one of the workload's inputs.
+pub fn run_cancel(
+    contract: &SignedContract,
+    msg: &SignedMessage,
+    workload: &Workload,
+    requested_by: &str,
+    now: u64,
+    window: u64,
+) -> Result<Fresh<RunCancelPayload>, PolicyError> {
+    let fresh = open(
+        contract,
+        msg,
+        MessageType::RunCancel,
+        now,
+        window,
+        |p: &RunCancelPayload| &p.nonce,
+    )?;
+    let c = contract.contract();
+    let owner = workload.inputs.iter().any(|i| {
+        c.dataset(i)
+            .is_some_and(|d| d.owner.get_ref() == &fresh.member)
+    });
+    if !(owner || fresh.member == requested_by) {
+        return Err(PolicyError::CancelNotAllowed {
+            member: fresh.member,
+            run: fresh.payload.run,
         });
     }
     Ok(fresh)

@@ -281,12 +281,35 @@ impl Workload {
     }
 }
 
-/// What an approval signs: the workload's name and digest.
+/// What an approval signs: the workload's name and digest, and optionally until when it
+/// holds (`expires_at`, Unix seconds) and how many runs of the workload it allows in all
+/// (`max_runs`, counted from the room's audit log). Absent limits are not serialised, so an
+/// approval without them has the bytes it always had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalPayload {
     pub workload: String,
     pub workload_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<u64>,
+}
+
+/// What a revocation signs: the digest of the workload whose approval is withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationPayload {
+    pub workload_digest: String,
+}
+
+impl RevocationPayload {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(self).expect("serialises")
+    }
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        serde_json::from_slice(b).ok()
+    }
 }
 
 impl ApprovalPayload {
@@ -294,7 +317,16 @@ impl ApprovalPayload {
         Self {
             workload: w.name.clone(),
             workload_digest: w.digest().hex(),
+            expires_at: None,
+            max_runs: None,
         }
+    }
+    /// The same approval, holding until `expires_at` (Unix seconds) and for at most
+    /// `max_runs` runs.
+    pub fn limited(mut self, expires_at: Option<u64>, max_runs: Option<u64>) -> Self {
+        self.expires_at = expires_at;
+        self.max_runs = max_runs;
+        self
     }
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json_canonicalizer::to_vec(self).expect("serialises")

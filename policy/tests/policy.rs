@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use cleanroom_policy::message::{MessageType, SignedMessage};
-use cleanroom_policy::workload::ApprovalPayload;
+use cleanroom_policy::workload::{ApprovalPayload, RevocationPayload};
 use cleanroom_policy::{Contract, PolicyError, SignedContract, Workload};
 use cleanroom_policy::{approval, governance, proposal};
 use p384::ecdsa::{SigningKey, VerifyingKey};
@@ -109,6 +109,44 @@ fn approve(c: &Contract, w: &Workload, seed: u8) -> SignedMessage {
         c.digest().0,
         1,
         ApprovalPayload::for_workload(w).to_bytes(),
+    )
+}
+
+const USAGE: approval::Usage = approval::Usage {
+    now: 1_000,
+    runs: Some(0),
+};
+
+/// An approval by member `seed` signed at `at`, holding until `expires_at` for `max_runs`.
+fn approve_limited(
+    c: &Contract,
+    w: &Workload,
+    seed: u8,
+    at: u64,
+    expires_at: Option<u64>,
+    max_runs: Option<u64>,
+) -> SignedMessage {
+    SignedMessage::sign(
+        &key(seed),
+        MessageType::WorkloadApprove,
+        c.digest().0,
+        at,
+        ApprovalPayload::for_workload(w)
+            .limited(expires_at, max_runs)
+            .to_bytes(),
+    )
+}
+
+fn revoke(c: &Contract, w: &Workload, seed: u8, at: u64) -> SignedMessage {
+    SignedMessage::sign(
+        &key(seed),
+        MessageType::WorkloadRevoke,
+        c.digest().0,
+        at,
+        RevocationPayload {
+            workload_digest: w.digest().hex(),
+        }
+        .to_bytes(),
     )
 }
 
@@ -297,6 +335,7 @@ fn workload_approved_by_every_owner_passes() {
         &s,
         &w,
         &[approve(s.contract(), &w, 1), approve(s.contract(), &w, 2)],
+        USAGE,
     )
     .unwrap();
     assert_eq!(
@@ -310,9 +349,90 @@ fn rejects_workload_missing_an_owner_approval() {
     let s = signed();
     let w = workload();
     assert!(matches!(
-        approval::check(&s, &w, &[approve(s.contract(), &w, 1)]).unwrap_err(),
+        approval::check(&s, &w, &[approve(s.contract(), &w, 1)], USAGE).unwrap_err(),
         PolicyError::MissingApproval { owner, .. } if owner == "advertiser"
     ));
+}
+
+#[test]
+fn revoked_approval_stops_the_workload_until_the_owner_approves_again() {
+    let s = signed();
+    let w = workload();
+    let c = s.contract();
+    let mut msgs = vec![approve(c, &w, 1), approve(c, &w, 2), revoke(c, &w, 2, 5)];
+    assert!(matches!(
+        approval::check(&s, &w, &msgs, USAGE).unwrap_err(),
+        PolicyError::ApprovalRevoked { member, .. } if member == "advertiser"
+    ));
+    // A revocation signed at the same second as an approval wins the tie.
+    msgs.push(approve_limited(c, &w, 2, 5, None, None));
+    assert!(matches!(
+        approval::check(&s, &w, &msgs, USAGE).unwrap_err(),
+        PolicyError::ApprovalRevoked { .. }
+    ));
+    // A later approval restores it.
+    msgs.push(approve_limited(c, &w, 2, 6, None, None));
+    approval::check(&s, &w, &msgs, USAGE).unwrap();
+}
+
+#[test]
+fn revocation_replayed_from_another_workload_is_refused() {
+    let s = signed();
+    let w = workload();
+    let mut other = w.clone();
+    other.name = "other".into();
+    let c = s.contract();
+    let msgs = [
+        approve(c, &w, 1),
+        approve(c, &w, 2),
+        revoke(c, &other, 2, 5),
+    ];
+    assert!(matches!(
+        approval::check(&s, &w, &msgs, USAGE).unwrap_err(),
+        PolicyError::ApprovalForOtherWorkload { member, .. } if member == "advertiser"
+    ));
+}
+
+#[test]
+fn expired_approval_is_refused() {
+    let s = signed();
+    let w = workload();
+    let c = s.contract();
+    let msgs = [
+        approve(c, &w, 1),
+        approve_limited(c, &w, 2, 1, Some(1_000), None),
+    ];
+    assert!(matches!(
+        approval::check(&s, &w, &msgs, USAGE).unwrap_err(),
+        PolicyError::ApprovalExpired { member, expired_at: 1_000, .. } if member == "advertiser"
+    ));
+    let before = approval::Usage {
+        now: 999,
+        runs: Some(0),
+    };
+    approval::check(&s, &w, &msgs, before).unwrap();
+}
+
+#[test]
+fn approval_run_cap_is_enforced_where_runs_are_counted() {
+    let s = signed();
+    let w = workload();
+    let c = s.contract();
+    let msgs = [
+        approve(c, &w, 1),
+        approve_limited(c, &w, 2, 1, None, Some(2)),
+    ];
+    let runs = |n| approval::Usage {
+        now: 1_000,
+        runs: n,
+    };
+    approval::check(&s, &w, &msgs, runs(Some(1))).unwrap();
+    assert!(matches!(
+        approval::check(&s, &w, &msgs, runs(Some(2))).unwrap_err(),
+        PolicyError::ApprovalRunsExhausted { member, max_runs: 2, runs: 2, .. } if member == "advertiser"
+    ));
+    // A broker does not count runs (the room does, from the log the brokers pin).
+    approval::check(&s, &w, &msgs, runs(None)).unwrap();
 }
 
 #[test]
@@ -323,7 +443,7 @@ fn rejects_approval_of_edited_sql() {
     edited.sql = Some("SELECT email FROM impressions".into());
     let approvals = [approve(s.contract(), &w, 1), approve(s.contract(), &w, 2)];
     assert!(matches!(
-        approval::check(&s, &edited, &approvals).unwrap_err(),
+        approval::check(&s, &edited, &approvals, USAGE).unwrap_err(),
         PolicyError::ApprovalForOtherWorkload { .. }
     ));
 }
@@ -334,7 +454,7 @@ fn rejects_workload_weakening_the_group_guard() {
     let mut w = workload();
     w.guards.min_group_size = Some(2);
     assert!(matches!(
-        approval::check(&s, &w, &[]).unwrap_err(),
+        approval::check(&s, &w, &[], USAGE).unwrap_err(),
         PolicyError::GuardWeakerThanContract {
             field: "min_group_size",
             ..
@@ -348,7 +468,7 @@ fn rejects_workload_output_to_unagreed_recipient() {
     let mut w = workload();
     w.output.recipients = vec!["publisher".into()];
     assert!(matches!(
-        approval::check(&s, &w, &[]).unwrap_err(),
+        approval::check(&s, &w, &[], USAGE).unwrap_err(),
         PolicyError::RecipientNotAllowed { .. }
     ));
 }

@@ -170,6 +170,7 @@ async fn per_row_output_to_a_recipient_the_owner_did_not_name_is_refused() {
         &room.key_of("advertiser"),
         None,
         &room.approvals,
+        |p| p,
     )
     .unwrap_err();
     assert!(

@@ -37,6 +37,15 @@ impl Drop for Service {
 }
 
 fn serve(room: &Room, state: &Path, extra: &[&str]) -> Result<Service, String> {
+    serve_with_env(room, state, extra, &[])
+}
+
+fn serve_with_env(
+    room: &Room,
+    state: &Path,
+    extra: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<Service, String> {
     let bin = cleanroom_cli::processes::room_binary().unwrap();
     std::fs::create_dir_all(state).unwrap();
     let stderr_path = state.with_extension("stderr");
@@ -52,6 +61,7 @@ fn serve(room: &Room, state: &Path, extra: &[&str]) -> Result<Service, String> {
         .arg(&room.room)
         .args(["--listen", "127.0.0.1:0", "--platform", "sim"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
@@ -674,7 +684,7 @@ async fn room_service_killed_during_runs_stays_consistent() {
                     assert!(state.join("room/outputs").join(o).exists(), "{r:?}");
                 }
             }
-            RunState::Refused | RunState::NotCompleted => {}
+            RunState::Refused | RunState::NotCompleted | RunState::Cancelled => {}
             RunState::Queued | RunState::Running => panic!("a run without an end: {r:?}"),
         }
     }
@@ -981,6 +991,235 @@ async fn only_the_contracts_runners_may_request_runs_when_it_names_them() {
     }
     let q = client.request_run(&by("agency")).await.unwrap();
     assert_eq!(client.wait(&q.id).await.unwrap().state, RunState::Committed);
+    drop(svc);
+    room.stop().await;
+}
+
+/// An owner limits, revokes and restores its approval through the service: a run cap
+/// counted in the audit log, an expiry, a revocation (the room stays open to other
+/// workloads), and an operator who deletes the revocation from the state directory: the
+/// log still records it, so the run is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_caps_expires_and_revokes_its_approval_and_the_operator_cannot_undo_it() {
+    use cleanroom_policy::PolicyError;
+    use cleanroom_policy::workload::{ApprovalPayload, RevocationPayload};
+    use cleanroom_room::RoomError;
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let c = contract(&room);
+    let client = RoomClient::connect(&svc.url, c.contract()).await.unwrap();
+    let digest = install(&client, &room).await;
+    let w = cleanroom_formats::load::load_workload(&room.workload).unwrap();
+    let t0 = now();
+    let approve = |at: u64, expires_at: Option<u64>, max_runs: Option<u64>| {
+        signed(
+            &room,
+            "publisher",
+            MessageType::WorkloadApprove,
+            at,
+            ApprovalPayload::for_workload(&w)
+                .limited(expires_at, max_runs)
+                .to_bytes(),
+        )
+    };
+    let run = || async {
+        let q = client
+            .request_run(&run_request(&room, &digest))
+            .await
+            .unwrap();
+        client.wait(&q.id).await.unwrap()
+    };
+    let refused_with = |r: &cleanroom_formats::room_protocol::RunRecord, e: RoomError| {
+        assert_eq!(r.state, RunState::Refused, "{r:?}");
+        assert_eq!(r.cause, Some(e.to_string()), "{r:?}");
+    };
+
+    // At most one run: the first commits, the second is refused.
+    client
+        .approve(&approve(t0 + 1, None, Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(run().await.state, RunState::Committed);
+    refused_with(
+        &run().await,
+        RoomError::Policy(PolicyError::ApprovalRunsExhausted {
+            member: "publisher".into(),
+            workload: w.name.clone(),
+            max_runs: 1,
+            runs: 1,
+        }),
+    );
+    // An approval that has expired.
+    client
+        .approve(&approve(t0 + 2, Some(t0 - 1), None))
+        .await
+        .unwrap();
+    refused_with(
+        &run().await,
+        RoomError::Policy(PolicyError::ApprovalExpired {
+            member: "publisher".into(),
+            workload: w.name.clone(),
+            expired_at: t0 - 1,
+        }),
+    );
+    // Unlimited again; then revoked.
+    client.approve(&approve(t0 + 3, None, None)).await.unwrap();
+    assert_eq!(run().await.state, RunState::Committed);
+    let released = room.keys_released("publisher");
+    let revocation = signed(
+        &room,
+        "publisher",
+        MessageType::WorkloadRevoke,
+        t0 + 4,
+        RevocationPayload {
+            workload_digest: digest.clone(),
+        }
+        .to_bytes(),
+    );
+    client.approve(&revocation).await.unwrap();
+    refused_with(
+        &run().await,
+        RoomError::Policy(PolicyError::ApprovalRevoked {
+            member: "publisher".into(),
+            workload: w.name.clone(),
+        }),
+    );
+    // The operator removes the revocation from the state directory.
+    let approvals = state.join(format!("workloads/{digest}.toml.approvals"));
+    let text = std::fs::read_to_string(&approvals).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| *l != revocation.to_base64())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(kept, text, "the revocation was in the approvals");
+    std::fs::write(&approvals, kept).unwrap();
+    refused_with(
+        &run().await,
+        RoomError::RevocationWithheld {
+            member: "publisher".into(),
+        },
+    );
+    assert_eq!(
+        room.keys_released("publisher"),
+        released,
+        "no key left after the revocation"
+    );
+    drop(svc);
+    room.stop().await;
+}
+
+/// A run is cancelled by a signed `run-cancel` while in flight: it stops before it seals,
+/// refused and audited, and nothing is sealed; a member who neither requested the run nor
+/// owns one of its inputs may not cancel it; a finished run cannot be cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_cancelled_in_flight_only_by_who_may_and_seals_nothing() {
+    use cleanroom_policy::request::RunCancelPayload;
+    let room = Room::new(Spec {
+        extra_members: vec!["agency".into()],
+        ..Spec::default()
+    })
+    .await;
+    room.approve_all();
+    let state = room.root().join("service");
+    let gate = room.root().join("gate");
+    let svc = serve_with_env(
+        &room,
+        &state,
+        &[],
+        &[
+            (
+                "CLEANROOM_PAUSE",
+                cleanroom_room::failpoint::BEFORE_SEAL.as_ref(),
+            ),
+            ("CLEANROOM_PAUSE_UNTIL", gate.as_os_str()),
+        ],
+    )
+    .unwrap();
+    let c = contract(&room);
+    let client = RoomClient::connect(&svc.url, c.contract()).await.unwrap();
+    let digest = install(&client, &room).await;
+    let cancel = |member: &str, run: &str| {
+        signed(
+            &room,
+            member,
+            MessageType::RunCancel,
+            now(),
+            RunCancelPayload {
+                run: run.to_string(),
+                nonce: nonce(),
+            }
+            .to_bytes(),
+        )
+    };
+    // Run A pauses after its guards, before it seals.
+    let a = client
+        .request_run(&run_request(&room, &digest))
+        .await
+        .unwrap();
+    let reached = gate.with_extension("reached");
+    let start = std::time::Instant::now();
+    while !reached.exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "run A never reached the seal"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        refused(client.cancel_run(&cancel("agency", &a.id)).await),
+        RoomRefusalKind::CancelNotAllowed
+    );
+    let r = client
+        .cancel_run(&cancel("publisher", &a.id))
+        .await
+        .unwrap();
+    assert_eq!(r.state, RunState::Running);
+    std::fs::write(&gate, b"").unwrap();
+    let a = client.wait(&a.id).await.unwrap();
+    assert_eq!(a.state, RunState::Cancelled, "{a:?}");
+    assert_eq!(
+        a.cause,
+        Some(
+            cleanroom_room::RoomError::Cancelled {
+                member: "publisher".into()
+            }
+            .to_string()
+        )
+    );
+    assert!(a.outputs.is_empty());
+    let outputs = std::fs::read_dir(state.join("room/outputs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(outputs, 0, "nothing sealed");
+    // The next run is not affected; once committed it cannot be cancelled.
+    let b = client
+        .request_run(&run_request(&room, &digest))
+        .await
+        .unwrap();
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(client.wait(&b.id).await.unwrap().state, RunState::Committed);
+    assert_eq!(
+        refused(client.cancel_run(&cancel("advertiser", &b.id)).await),
+        RoomRefusalKind::RunNotCancellable
+    );
+    // The cancellation is in the audit log, with the run's refusal.
+    let log = client.audit().await.unwrap();
+    let text = String::from_utf8(log).unwrap();
+    assert!(
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<cleanroom_formats::audit::Entry>(l).ok())
+            .any(|e| e.event == Step::Run
+                && e.decision == Decision::Refused
+                && e.reason
+                    == cleanroom_room::RoomError::Cancelled {
+                        member: "publisher".into()
+                    }
+                    .to_string()),
+        "the run's refusal is audited"
+    );
     drop(svc);
     room.stop().await;
 }

@@ -444,6 +444,7 @@ impl Parties<'_> {
                 &self.sign_key(name),
                 Some(&proposal),
                 &approvals,
+                |p| p,
             )?;
         }
         Ok(RunConfig {
@@ -947,6 +948,7 @@ pub async fn scenario(
         }),
         memory_limit: cleanroom_room::engine::DEFAULT_MEMORY_LIMIT,
         module: None,
+        cancel: None,
     };
     let cfg =
         parties.propose_and_approve("workload.toml", &workload_text(DEMO_SQL), None, &base)?;

@@ -202,6 +202,10 @@ impl RoomClient {
     pub async fn request_run(&self, msg: &SignedMessage) -> Result<RunAccepted> {
         Self::parse(&self.post("/v1/runs", msg).await?)
     }
+    /// Cancel a queued run (a signed `run-cancel`); returns its record.
+    pub async fn cancel_run(&self, msg: &SignedMessage) -> Result<RunRecord> {
+        Self::parse(&self.post("/v1/runs/cancel", msg).await?)
+    }
     /// Upload the Wasm component a proposal names.
     pub async fn put_module(&self, digest: &str, bytes: Vec<u8>) -> Result<()> {
         let r = self

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cleanroom_policy::message::{MessageType, SignedMessage};
 use cleanroom_policy::proposal::{self, ModuleSummary, Proposal, ProposalPayload};
-use cleanroom_policy::workload::ApprovalPayload;
+use cleanroom_policy::workload::{ApprovalPayload, RevocationPayload};
 use cleanroom_policy::{SignedContract, Workload};
 use cleanroom_room::sandbox::{self, ModuleInfo, SandboxError, World};
 
@@ -129,6 +129,7 @@ pub fn open_proposal(signed: &SignedContract, path: &Path) -> Result<Proposal> {
 /// Approve the workload at `workload` as the member whose key is at `key`. When a proposal
 /// is given (or the contract names proposers, which makes one required) it must propose
 /// exactly this workload. Returns (approving member, proposer if any).
+/// `limits` are the approval's expiry and run cap (none: [`ApprovalPayload::for_workload`]).
 pub fn approve(
     contract: &Path,
     sigs: &Path,
@@ -136,6 +137,7 @@ pub fn approve(
     key: &Path,
     proposal_path: Option<&Path>,
     approvals: &Path,
+    limits: impl FnOnce(ApprovalPayload) -> ApprovalPayload,
 ) -> Result<(String, Option<String>)> {
     let (signed, _) = load_signed_contract(contract, sigs)?;
     let w = load_workload(workload)?;
@@ -148,10 +150,36 @@ pub fn approve(
         MessageType::WorkloadApprove,
         signed.digest().0,
         cleanroom_formats::clock::now_unix(),
-        ApprovalPayload::for_workload(&w).to_bytes(),
+        limits(ApprovalPayload::for_workload(&w)).to_bytes(),
     );
     append_message(approvals, &msg)?;
     Ok((member, proposer))
+}
+
+/// Withdraw the approval of the workload at `workload` by the member whose key is at
+/// `key`: a `workload-revoke` appended to `approvals`. Returns the member.
+pub fn revoke(
+    contract: &Path,
+    sigs: &Path,
+    workload: &Path,
+    key: &Path,
+    approvals: &Path,
+) -> Result<String> {
+    let (signed, _) = load_signed_contract(contract, sigs)?;
+    let w = load_workload(workload)?;
+    let (sk, member) = member_of(signed.contract(), key)?;
+    let msg = SignedMessage::sign(
+        &sk,
+        MessageType::WorkloadRevoke,
+        signed.digest().0,
+        cleanroom_formats::clock::now_unix(),
+        RevocationPayload {
+            workload_digest: w.digest().hex(),
+        }
+        .to_bytes(),
+    );
+    append_message(approvals, &msg)?;
+    Ok(member)
 }
 
 /// Check `info` for publication as a `world` module: an error lists what is wrong.

@@ -169,6 +169,43 @@ pub fn spent_micros(entries: &[Entry], dataset: &str) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// The subject of a run's approval entry: the workload's name and digest.
+pub fn workload_subject(name: &str, digest_hex: &str) -> String {
+    format!("{name} ({digest_hex})")
+}
+
+/// The subject of the service's record of a revocation: the workload, the member, and the
+/// SHA-256 of the signed message (so a run can check the message is still in the approvals
+/// it reads: an operator who deletes it from the state directory cannot also delete it from
+/// the log, whose head the brokers pin).
+pub fn revocation_subject(digest_hex: &str, member: &str, message_sha256: &str) -> String {
+    format!("revocation {digest_hex} {member} {message_sha256}")
+}
+
+/// The revocations of workload `digest_hex` the log records as accepted: (member, SHA-256
+/// of the signed message).
+pub fn recorded_revocations(entries: &[Entry], digest_hex: &str) -> Vec<(String, String)> {
+    let head = format!("revocation {digest_hex} ");
+    entries
+        .iter()
+        .filter(|e| e.event == Step::Approval && e.decision == Decision::Accepted)
+        .filter_map(|e| e.subject.strip_prefix(&head))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(m, h)| (m.to_string(), h.to_string()))
+        .collect()
+}
+
+/// Runs of the workload with digest `digest_hex` the log records as admitted (each run that
+/// passed the approval check, whatever it did next): what an approval's `max_runs` counts.
+pub fn admitted_runs(entries: &[Entry], digest_hex: &str) -> u64 {
+    let tail = format!("({digest_hex})");
+    entries
+        .iter()
+        .filter(|e| e.event == Step::Approval && e.decision == Decision::Granted)
+        .filter(|e| e.subject.ends_with(&tail))
+        .count() as u64
+}
+
 impl Entry {
     /// SHA-256 (hex) of the canonical JSON of this entry without its `hash`.
     pub fn compute_hash(&self) -> String {

@@ -55,6 +55,10 @@ pub enum RoomRefusalKind {
     /// The member is not among the output's recipients.
     NotARecipient,
     UnknownRun,
+    /// Only who requested a run and the owners of its inputs may cancel it.
+    CancelNotAllowed,
+    /// The run is no longer queued (running or finished): it cannot be cancelled.
+    RunNotCancellable,
     QueueFull,
     Internal,
     /// A kind this client does not know.
@@ -72,6 +76,8 @@ pub enum RunState {
     Refused,
     /// The service stopped while the run was queued or running (found so at the next boot).
     NotCompleted,
+    /// Cancelled by a signed `run-cancel` while queued.
+    Cancelled,
 }
 
 /// One requested run.

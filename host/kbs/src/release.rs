@@ -163,8 +163,14 @@ pub fn attest(
         .map(|a| SignedMessage::from_base64(a))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Refusal::NotApproved)?;
+    // Expiry and revocation at this broker's clock; `max_runs` is counted by the room from
+    // its audit log, whose head this broker pins.
+    let usage = approval::Usage {
+        now: now_unix,
+        runs: None,
+    };
     let approved =
-        approval::check(&contract, &workload, &approvals).map_err(Refusal::NotApproved)?;
+        approval::check(&contract, &workload, &approvals, usage).map_err(Refusal::NotApproved)?;
     let tee_pubkey = PublicKey::from_jwk_str(&rd.tee_pubkey.to_string())
         .map_err(|_| Refusal::Malformed("tee-pubkey is not a P-384 JWK".into()))?;
     // I5: the attested host's audit log must extend the newest head an earlier host of this

@@ -125,6 +125,7 @@ pub fn config(args: &RunArgs) -> anyhow::Result<RunConfig> {
         evidence: evidence_source(args)?,
         memory_limit: args.memory_limit,
         module: args.module.clone(),
+        cancel: None,
     })
 }
 

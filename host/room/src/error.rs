@@ -216,6 +216,15 @@ pub enum RoomError {
     },
     #[error("key broker {broker}: {reason}")]
     BrokerNotPinned { broker: String, reason: String },
+    /// The audit log records a revocation by `member` that the approvals the run reads do
+    /// not hold (removed from the state directory).
+    #[error(
+        "the audit log records `{member}`'s revocation of this workload, which its approvals no longer hold"
+    )]
+    RevocationWithheld { member: String },
+    /// A member cancelled the run before it sealed anything.
+    #[error("the run was cancelled by `{member}`; nothing was sealed")]
+    Cancelled { member: String },
     #[error(
         "key broker {broker} released the key of `{dataset}` without the identity of the sealed file its owner registered (register it again with `kbs put --sealed`)"
     )]
@@ -307,6 +316,8 @@ impl RoomError {
             | RoomError::KeyRefused { .. }
             | RoomError::BrokerKeyMismatch { .. }
             | RoomError::BrokerNotPinned { .. }
+            | RoomError::RevocationWithheld { .. }
+            | RoomError::Cancelled { .. }
             | RoomError::DatasetIdentityNotReleased { .. }
             | RoomError::DatasetVersionMismatch { .. }
             | RoomError::DatasetUnidentifiable { .. }

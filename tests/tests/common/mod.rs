@@ -273,6 +273,7 @@ impl Room {
             &self.key_of(member),
             Some(&self.proposal()),
             &self.approvals,
+            |p| p,
         )
         .unwrap();
     }
@@ -302,6 +303,7 @@ impl Room {
             evidence: Arc::new(source),
             memory_limit: 1 << 30,
             module: None,
+            cancel: None,
         }
     }
 

@@ -11,8 +11,8 @@ use cleanroom_formats::load::{default_sigs, load_signed_contract};
 use cleanroom_formats::room_protocol::RunState;
 use cleanroom_policy::SignedContract;
 use cleanroom_policy::message::{MessageType, SignedMessage};
-use cleanroom_policy::request::{OutputFetchPayload, RunRequestPayload};
-use cleanroom_policy::workload::ApprovalPayload;
+use cleanroom_policy::request::{OutputFetchPayload, RunCancelPayload, RunRequestPayload};
+use cleanroom_policy::workload::{ApprovalPayload, RevocationPayload};
 
 use crate::room_client::{RoomClient, nonce};
 
@@ -57,6 +57,17 @@ pub enum RoomCommand {
         /// Also save the workload text here, to read it before approving next time.
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
+        #[command(flatten)]
+        limits: ApprovalLimits,
+    },
+    /// Withdraw your approval of one workload (the room stays open to others; approve
+    /// again to restore it). Runs that start afterwards are refused.
+    Revoke {
+        /// The workload's digest.
+        #[arg(long, value_name = "HEX")]
+        workload: String,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
     },
     /// Request a run of an approved workload (its proposer or an input's owner may).
     Run {
@@ -67,6 +78,15 @@ pub enum RoomCommand {
         /// Wait until the run is committed or refused and print its record.
         #[arg(long)]
         wait: bool,
+    },
+    /// Cancel a queued run (you requested it, or you own one of its inputs). A run that
+    /// has started cannot be cancelled; suspend the room to withhold its outputs.
+    Cancel {
+        /// The run's id (as `room run` printed it).
+        #[arg(long, value_name = "ID")]
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
     },
     /// List the room's runs, or show one.
     Runs {
@@ -102,6 +122,31 @@ pub enum RoomCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+/// `--expires-at`, `--max-runs`: how long and how often an approval holds.
+#[derive(Debug, Clone, Args)]
+pub struct ApprovalLimits {
+    /// The approval holds until this time (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub expires_at: Option<u64>,
+    /// The workload may run at most this many times in all (counted by the room in its
+    /// audit log).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_runs: Option<u64>,
+}
+
+fn parse_rfc3339(s: &str) -> Result<u64, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))?;
+    u64::try_from(t.timestamp()).map_err(|_| format!("`{s}` is before 1970"))
+}
+
+impl ApprovalLimits {
+    /// `payload` with these limits.
+    pub fn apply(&self, payload: ApprovalPayload) -> ApprovalPayload {
+        payload.limited(self.expires_at, self.max_runs)
+    }
 }
 
 fn contract(args: &RoomArgs) -> anyhow::Result<SignedContract> {
@@ -190,6 +235,7 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                 workload,
                 key,
                 save,
+                limits,
             } => {
                 let (text, proposal) = room.workload(workload).await?;
                 let w = cleanroom_policy::Workload::parse(&text, "the room's workload")?;
@@ -208,12 +254,37 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                     &contract,
                     key,
                     MessageType::WorkloadApprove,
-                    ApprovalPayload::for_workload(&w).to_bytes(),
+                    limits.apply(ApprovalPayload::for_workload(&w)).to_bytes(),
                 )?;
                 let a = room.approve(&msg).await?;
                 println!(
                     "workload {} ({}, proposed by {}) approved by {}",
                     w.name, a.workload_digest, p.proposer, a.member
+                );
+            }
+            RoomCommand::Cancel { id, key } => {
+                let payload = RunCancelPayload {
+                    run: id.clone(),
+                    nonce: nonce(),
+                };
+                let msg = sign(&contract, key, MessageType::RunCancel, payload.to_bytes())?;
+                let r = room.cancel_run(&msg).await?;
+                println!("run {} cancelled", r.id);
+            }
+            RoomCommand::Revoke { workload, key } => {
+                let msg = sign(
+                    &contract,
+                    key,
+                    MessageType::WorkloadRevoke,
+                    RevocationPayload {
+                        workload_digest: workload.clone(),
+                    }
+                    .to_bytes(),
+                )?;
+                let a = room.approve(&msg).await?;
+                println!(
+                    "{} revoked its approval of workload {}",
+                    a.member, a.workload_digest
                 );
             }
             RoomCommand::Run {

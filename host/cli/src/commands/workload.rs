@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::commands::contract::ContractFiles;
+use crate::commands::room::ApprovalLimits;
 use crate::signing::{approve, open_proposal, propose};
 use cleanroom_formats::fsutil;
 pub use cleanroom_formats::load::{default_approvals, default_proposal, default_sigs};
@@ -71,6 +72,23 @@ pub enum WorkloadCommand {
         /// The workload's proposal (default: WORKLOAD.proposal, if it exists).
         #[arg(long, value_name = "FILE")]
         proposal: Option<PathBuf>,
+        /// Approvals file (default: WORKLOAD.approvals).
+        #[arg(long, value_name = "FILE")]
+        approvals: Option<PathBuf>,
+        #[command(flatten)]
+        limits: ApprovalLimits,
+    },
+    /// Withdraw your approval of a workload: appends a COSE_Sign1 `workload-revoke` of its
+    /// digest to the approvals file (approve again to restore it).
+    Revoke {
+        #[command(flatten)]
+        contract: ContractFiles,
+        /// The workload file (workload.toml).
+        #[arg(long, value_name = "FILE")]
+        workload: PathBuf,
+        /// The owner's NAME.sign.key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
         /// Approvals file (default: WORKLOAD.approvals).
         #[arg(long, value_name = "FILE")]
         approvals: Option<PathBuf>,
@@ -140,6 +158,7 @@ pub fn run(args: &WorkloadArgs) -> anyhow::Result<ExitCode> {
             key,
             proposal,
             approvals,
+            limits,
         } => {
             let approvals = approvals
                 .clone()
@@ -155,10 +174,33 @@ pub fn run(args: &WorkloadArgs) -> anyhow::Result<ExitCode> {
                 key,
                 proposal.as_deref(),
                 &approvals,
+                |p| limits.apply(p),
             )?;
             let by = proposer.map_or(String::new(), |p| format!(" (proposed by `{p}`)"));
             println!(
                 "`{member}` approved {}{by}; approval appended to {}",
+                workload.display(),
+                approvals.display()
+            );
+        }
+        WorkloadCommand::Revoke {
+            contract,
+            workload,
+            key,
+            approvals,
+        } => {
+            let approvals = approvals
+                .clone()
+                .unwrap_or_else(|| default_approvals(workload));
+            let member = crate::signing::revoke(
+                &contract.contract,
+                &contract.sigs(),
+                workload,
+                key,
+                &approvals,
+            )?;
+            println!(
+                "`{member}` revoked its approval of {}; revocation appended to {}",
                 workload.display(),
                 approvals.display()
             );

@@ -75,7 +75,8 @@ pub(super) fn admit(cfg: &RunConfig, ctx: &mut Ctx<'_, '_>) -> Result<Admitted> 
         Ok(w) => w,
         Err(e) => return ctx.refuse(Step::Workload, &cfg.workload.display().to_string(), e),
     };
-    let wsubject = format!("{} ({})", workload.name, workload.digest().hex());
+    let wsubject =
+        cleanroom_formats::audit::workload_subject(&workload.name, &workload.digest().hex());
     let proposal = match read_proposal(&cfg.proposal) {
         Ok(p) => p,
         Err(e) => return ctx.refuse(Step::Proposal, &wsubject, e),
@@ -99,7 +100,31 @@ pub(super) fn admit(cfg: &RunConfig, ctx: &mut Ctx<'_, '_>) -> Result<Admitted> 
         Ok(a) => a,
         Err(e) => return ctx.refuse(Step::Approval, &wsubject, e),
     };
-    let approved = match approval::check(&signed, &workload, &approvals) {
+    // Every revocation the log records must be among the messages read (the operator owns
+    // the state directory, not the log).
+    let held: std::collections::BTreeSet<String> = approvals
+        .iter()
+        .map(|m| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(m.to_base64())))
+        .collect();
+    for (member, hash) in
+        cleanroom_formats::audit::recorded_revocations(ctx.entries(), &workload.digest().hex())
+    {
+        if !held.contains(&hash) {
+            return ctx.refuse(
+                Step::Approval,
+                &wsubject,
+                crate::error::RoomError::RevocationWithheld { member },
+            );
+        }
+    }
+    let usage = approval::Usage {
+        now: cleanroom_formats::clock::now_unix(),
+        runs: Some(cleanroom_formats::audit::admitted_runs(
+            ctx.entries(),
+            &workload.digest().hex(),
+        )),
+    };
+    let approved = match approval::check(&signed, &workload, &approvals, usage) {
         Ok(a) => a,
         Err(e) => return ctx.refuse(Step::Approval, &wsubject, e),
     };

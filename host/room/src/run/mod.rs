@@ -68,6 +68,25 @@ pub struct RunConfig {
     pub memory_limit: usize,
     /// The Wasm component of a module workload; default `<room>/modules/<digest>.wasm`.
     pub module: Option<PathBuf>,
+    /// A member's cancellation of this run (the room service's `run-cancel`), checked when
+    /// the run starts and again before it seals; `None` for a one-shot run.
+    pub cancel: Option<Cancellation>,
+}
+
+/// A member's request to cancel a run in flight: set by the room service, checked by the
+/// run before its first stage and before it seals (a cancelled run seals nothing).
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation(Arc<std::sync::OnceLock<String>>);
+
+impl Cancellation {
+    /// Cancel, as `member` asked (the first cancellation counts).
+    pub fn cancel(&self, member: &str) {
+        let _ = self.0.set(member.to_string());
+    }
+    /// Who cancelled the run, if anyone has.
+    pub fn cancelled_by(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -207,6 +226,20 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     result
 }
 
+/// A run a member cancelled stops here, audited, before any key or before it seals.
+fn check_not_cancelled(cfg: &RunConfig, run_id: &str, ctx: &mut Ctx<'_, '_>) -> Result<()> {
+    match cfg.cancel.as_ref().and_then(Cancellation::cancelled_by) {
+        Some(member) => ctx.refuse(
+            Step::Run,
+            run_id,
+            RoomError::Cancelled {
+                member: member.to_string(),
+            },
+        ),
+        None => Ok(()),
+    }
+}
+
 async fn stages(
     cfg: &RunConfig,
     room: &Root,
@@ -216,6 +249,7 @@ async fn stages(
     ctx: &mut Ctx<'_, '_>,
 ) -> Result<RunReport> {
     let mut phases = Vec::new();
+    check_not_cancelled(cfg, run_id, ctx)?;
     let admitted = admit::admit(cfg, ctx)?;
     sql::check_before_keys(&admitted, ctx).await?;
     let t = std::time::Instant::now();
@@ -255,6 +289,7 @@ async fn stages(
     };
     // A suspension that arrived while the run was in flight withholds its outputs.
     crate::failpoint::pause(crate::failpoint::BEFORE_SEAL);
+    check_not_cancelled(cfg, run_id, ctx)?;
     admit::check_not_suspended(
         cfg,
         loaded.signed_contract(),

@@ -16,16 +16,17 @@ use cleanroom_formats::room_protocol::{
     Accepted, ErrorBody, MessageBody, RoomRefusalKind, RunAccepted,
 };
 use cleanroom_policy::message::{MessageType, SignedMessage};
-use cleanroom_policy::request::{self, RunRequestPayload};
-use cleanroom_policy::workload::ApprovalPayload;
+use cleanroom_policy::request::{self, RunCancelPayload, RunRequestPayload};
+use cleanroom_policy::workload::{ApprovalPayload, RevocationPayload};
 use cleanroom_policy::{PolicyError, SignedContract};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::ServeConfig;
 use super::state::{RunRecord, RunState, Runs, WorkloadFiles, is_digest, workload_files};
 use crate::audit::{AuditLog, Event};
 use crate::error::Result;
-use crate::run::RunConfig;
+use crate::run::{Cancellation, RunConfig};
 
 /// The OpenAPI 3.1 description of the routes (kept in `docs/api/openapi.json`).
 pub const OPENAPI: &str = include_str!("../../../../docs/api/openapi.json");
@@ -43,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/runs"),
     ("get", "/v1/runs"),
     ("get", "/v1/runs/{id}"),
+    ("post", "/v1/runs/cancel"),
     ("post", "/v1/outputs/fetch"),
     ("post", "/v1/governance"),
     ("put", "/v1/modules/{digest}"),
@@ -72,6 +74,8 @@ pub enum RequestRefusal {
     NotARecipient { member: String, name: String },
     #[error("no run `{id}`")]
     UnknownRun { id: String },
+    #[error("run `{id}` is {state} and can no longer be cancelled")]
+    RunNotCancellable { id: String, state: &'static str },
     #[error("the run queue is full ({max} waiting); try again later")]
     QueueFull { max: usize },
     #[error("room storage error")]
@@ -87,6 +91,7 @@ impl RequestRefusal {
                 PolicyError::BadSignature { .. } => RoomRefusalKind::BadSignature,
                 PolicyError::StaleRequest { .. } => RoomRefusalKind::StaleRequest,
                 PolicyError::RunNotAllowed { .. } => RoomRefusalKind::RunNotAllowed,
+                PolicyError::CancelNotAllowed { .. } => RoomRefusalKind::CancelNotAllowed,
                 PolicyError::WrongMessageType { .. } | PolicyError::MalformedMessage { .. } => {
                     RoomRefusalKind::MalformedRequest
                 }
@@ -97,6 +102,7 @@ impl RequestRefusal {
             RequestRefusal::UnknownOutput { .. } => RoomRefusalKind::UnknownOutput,
             RequestRefusal::NotARecipient { .. } => RoomRefusalKind::NotARecipient,
             RequestRefusal::UnknownRun { .. } => RoomRefusalKind::UnknownRun,
+            RequestRefusal::RunNotCancellable { .. } => RoomRefusalKind::RunNotCancellable,
             RequestRefusal::QueueFull { .. } => RoomRefusalKind::QueueFull,
             RequestRefusal::Storage => RoomRefusalKind::Internal,
         }
@@ -106,7 +112,9 @@ impl RequestRefusal {
         match self.kind() {
             RoomRefusalKind::MalformedRequest => StatusCode::BAD_REQUEST,
             RoomRefusalKind::NotAMember | RoomRefusalKind::BadSignature => StatusCode::UNAUTHORIZED,
-            RoomRefusalKind::StaleRequest | RoomRefusalKind::Replayed => StatusCode::CONFLICT,
+            RoomRefusalKind::StaleRequest
+            | RoomRefusalKind::Replayed
+            | RoomRefusalKind::RunNotCancellable => StatusCode::CONFLICT,
             RoomRefusalKind::UnknownWorkload
             | RoomRefusalKind::UnknownOutput
             | RoomRefusalKind::UnknownRun => StatusCode::NOT_FOUND,
@@ -150,6 +158,8 @@ pub struct Service {
     log: tokio::sync::Mutex<()>,
     /// Held while the governance file is rewritten.
     governance: tokio::sync::Mutex<()>,
+    /// The cancellation handle of the run in flight, by run id.
+    cancels: Mutex<std::collections::BTreeMap<String, Cancellation>>,
     /// Per (route, status): requests and seconds spent (`/v1/metrics`).
     requests: Mutex<std::collections::BTreeMap<(String, u16), (u64, f64)>>,
 }
@@ -172,6 +182,7 @@ impl Service {
             runs: Mutex::new(runs),
             log: tokio::sync::Mutex::new(()),
             governance: tokio::sync::Mutex::new(()),
+            cancels: Mutex::new(std::collections::BTreeMap::new()),
             requests: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
@@ -289,13 +300,7 @@ async fn metrics(State(s): State<Arc<Service>>) -> Response {
     {
         let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
         for r in runs.records.values() {
-            let name = match r.state {
-                RunState::Queued => "queued",
-                RunState::Running => "running",
-                RunState::Committed => "committed",
-                RunState::Refused => "refused",
-                RunState::NotCompleted => "not-completed",
-            };
+            let name = state_name(r.state);
             *by_state.entry(name).or_default() += 1;
         }
     }
@@ -346,6 +351,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<Service>> {
         ("post", "/v1/runs") => post(run),
         ("get", "/v1/runs") => get(runs),
         ("get", "/v1/runs/{id}") => get(run_status),
+        ("post", "/v1/runs/cancel") => post(cancel_run),
         ("post", "/v1/outputs/fetch") => post(fetch_output),
         ("post", "/v1/governance") => post(governance),
         ("get", "/v1/metrics") => get(metrics),
@@ -479,35 +485,55 @@ fn stored(s: &Service, digest: &str) -> Answer<WorkloadFiles> {
     Ok(f)
 }
 
-/// `POST /v1/approvals`: a member's `workload-approve` of a stored workload, appended to
-/// its approvals (the run checks that every input's owner approved).
+/// `POST /v1/approvals`: a member's `workload-approve` of a stored workload (optionally
+/// with an expiry and a run cap), or its `workload-revoke`, appended to the workload's
+/// approvals (every run checks that each input's owner holds an approval in force).
 async fn approve(
     State(s): State<Arc<Service>>,
     body: std::result::Result<Json<MessageBody>, JsonRejection>,
 ) -> Answer<Json<Accepted>> {
     let outcome = (|| -> Answer<(String, String, SignedMessage, WorkloadFiles)> {
         let msg = message(body)?;
+        let revoke = msg.message_type == MessageType::WorkloadRevoke;
+        let kind = if revoke {
+            MessageType::WorkloadRevoke
+        } else {
+            MessageType::WorkloadApprove
+        };
         let member = s
             .contract
             .contract()
-            .verify_member_message(&msg, MessageType::WorkloadApprove)?
+            .verify_member_message(&msg, kind)?
             .name
             .get_ref()
             .clone();
-        let payload = ApprovalPayload::from_bytes(&msg.payload).ok_or_else(|| {
+        let digest = if revoke {
+            RevocationPayload::from_bytes(&msg.payload).map(|p| p.workload_digest)
+        } else {
+            ApprovalPayload::from_bytes(&msg.payload).map(|p| p.workload_digest)
+        }
+        .ok_or_else(|| {
             RequestRefusal::Malformed(format!(
-                "approval payload from `{member}` is not an approval"
+                "{} payload from `{member}` is malformed",
+                kind.as_str()
             ))
         })?;
-        let f = stored(&s, &payload.workload_digest)?;
+        let f = stored(&s, &digest)?;
         let workload = cleanroom_formats::load::load_workload(&f.workload)
             .map_err(|_| RequestRefusal::Storage)?;
-        if workload.digest().hex() != payload.workload_digest {
+        if workload.digest().hex() != digest {
             return Err(RequestRefusal::Storage);
         }
-        Ok((member, payload.workload_digest, msg, f))
+        Ok((member, digest, msg, f))
     })();
     let subject = match &outcome {
+        Ok((member, digest, msg, _)) if msg.message_type == MessageType::WorkloadRevoke => {
+            cleanroom_formats::audit::revocation_subject(
+                digest,
+                member,
+                &hex::encode(Sha256::digest(msg.to_base64())),
+            )
+        }
         Ok((member, digest, ..)) => format!("approval of {digest} by {member}"),
         Err(_) => "approval".to_string(),
     };
@@ -515,9 +541,18 @@ async fn approve(
         Ok(_) => Ok("verified and stored".to_string()),
         Err(e) => Err(e.to_string()),
     };
+    // A revocation goes into the approvals at once (a run reads them when it starts), then
+    // into the log, which every later run checks against the approvals it reads.
+    if let Ok((_, _, msg, f)) = &outcome
+        && msg.message_type == MessageType::WorkloadRevoke
+    {
+        append_message(&f.approvals, msg)?;
+    }
     s.record(Step::Approval, &subject, recorded, false).await?;
     let (member, digest, msg, f) = outcome?;
-    append_message(&f.approvals, &msg)?;
+    if msg.message_type != MessageType::WorkloadRevoke {
+        append_message(&f.approvals, &msg)?;
+    }
     Ok(Json(Accepted {
         member,
         workload_digest: digest,
@@ -609,6 +644,102 @@ async fn run_status(State(s): State<Arc<Service>>, Path(id): Path<String>) -> An
         .ok_or(RequestRefusal::UnknownRun {
             id: id.chars().take(64).collect(),
         })
+}
+
+fn state_name(state: RunState) -> &'static str {
+    match state {
+        RunState::Queued => "queued",
+        RunState::Running => "running",
+        RunState::Committed => "committed",
+        RunState::Refused => "refused",
+        RunState::NotCompleted => "not-completed",
+        RunState::Cancelled => "cancelled",
+    }
+}
+
+/// `POST /v1/runs/cancel`: a fresh `run-cancel` by who requested the run or an owner of one
+/// of its inputs. Only a queued run can be cancelled (it then never starts: no key is
+/// requested for it); a running one finishes or is refused by its own checks.
+async fn cancel_run(
+    State(s): State<Arc<Service>>,
+    body: std::result::Result<Json<MessageBody>, JsonRejection>,
+) -> Answer<Response> {
+    let outcome = (|| -> Answer<(String, String, String)> {
+        let msg = message(body)?;
+        let claimed: RunCancelPayload = serde_json::from_slice(&msg.payload)
+            .map_err(|e| RequestRefusal::Malformed(format!("run-cancel payload: {e}")))?;
+        let record = {
+            let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.records.get(&claimed.run).cloned()
+        }
+        .ok_or_else(|| RequestRefusal::UnknownRun {
+            id: claimed.run.chars().take(64).collect(),
+        })?;
+        let f = stored(&s, &record.workload_digest)?;
+        let workload = cleanroom_formats::load::load_workload(&f.workload)
+            .map_err(|_| RequestRefusal::Storage)?;
+        let fresh = request::run_cancel(
+            &s.contract,
+            &msg,
+            &workload,
+            &record.requested_by,
+            now(),
+            s.cfg.freshness,
+        )?;
+        Ok((
+            fresh.member().to_string(),
+            fresh.payload().nonce.clone(),
+            record.id,
+        ))
+    })();
+    let subject = match &outcome {
+        Ok((member, nonce, _)) => format!("run-cancel {member} {nonce}"),
+        Err(_) => "run-cancel".to_string(),
+    };
+    // Applied at once, not after the audit log is free: a run in flight holds the log for
+    // its whole length, and a cancellation is for that run. A queued run is marked
+    // cancelled (the worker skips it); a running one is told through its handle and stops,
+    // refused and audited, before it seals.
+    let applied: Answer<RunRecord> = match &outcome {
+        Ok((member, _, id)) => {
+            let mut runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+            let cancels = s.cancels.lock().unwrap_or_else(|p| p.into_inner());
+            match runs.records.get_mut(id) {
+                Some(r) if r.state == RunState::Queued => {
+                    r.state = RunState::Cancelled;
+                    r.cause = Some(format!("cancelled by `{member}` while queued"));
+                    let r = r.clone();
+                    runs.save().map_err(|_| RequestRefusal::Storage)?;
+                    Ok(r)
+                }
+                Some(r) if r.state == RunState::Running && cancels.contains_key(id) => {
+                    if let Some(c) = cancels.get(id) {
+                        c.cancel(member);
+                    }
+                    Ok(r.clone())
+                }
+                Some(r) => Err(RequestRefusal::RunNotCancellable {
+                    id: id.clone(),
+                    state: state_name(r.state),
+                }),
+                None => Err(RequestRefusal::UnknownRun { id: id.clone() }),
+            }
+        }
+        Err(e) => Err(RequestRefusal::Malformed(e.to_string())),
+    };
+    let recorded = match (&outcome, &applied) {
+        (Ok((.., id)), Ok(_)) => Ok(format!("run {id} cancellation applied")),
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(e.to_string()),
+    };
+    // Recorded once the log is free (a replayed cancellation of the same run changes
+    // nothing: a cancelled run never runs again).
+    let recorder = Arc::clone(&s);
+    tokio::spawn(async move {
+        let _ = recorder.record(Step::Run, &subject, recorded, false).await;
+    });
+    outcome?;
+    Ok(Json(applied?).into_response())
 }
 
 /// Whether `name` is an output file name the room writes (`<run>-<index>.cro`).
@@ -752,14 +883,25 @@ async fn store_module(
 /// Run the queued runs one at a time, with the same stages as `cleanroom-room run`.
 pub(super) async fn worker(s: Arc<Service>, mut rx: mpsc::Receiver<String>) {
     while let Some(id) = rx.recv().await {
+        let held = s.log.lock().await;
+        // Take the run only if it is still queued (a cancelled run never starts).
+        let cancel = Cancellation::default();
         let digest = {
-            let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
-            match runs.records.get(&id) {
-                Some(r) => r.workload_digest.clone(),
-                None => continue,
+            let mut runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+            match runs.records.get_mut(&id) {
+                Some(r) if r.state == RunState::Queued => {
+                    r.state = RunState::Running;
+                    let digest = r.workload_digest.clone();
+                    let _ = runs.save();
+                    s.cancels
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), cancel.clone());
+                    digest
+                }
+                _ => continue,
             }
         };
-        s.update(&id, |r| r.state = RunState::Running);
         let f = workload_files(&s.cfg.state, &digest);
         let cfg = RunConfig {
             contract: s.cfg.contract.clone(),
@@ -772,11 +914,14 @@ pub(super) async fn worker(s: Arc<Service>, mut rx: mpsc::Receiver<String>) {
             evidence: s.cfg.evidence.clone(),
             memory_limit: s.cfg.memory_limit,
             module: None,
+            cancel: Some(cancel),
         };
-        let result = {
-            let _held = s.log.lock().await;
-            crate::run::run(&cfg).await
-        };
+        let result = crate::run::run(&cfg).await;
+        drop(held);
+        s.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         s.update(&id, |r| match result {
             Ok(report) => {
                 r.state = RunState::Committed;
@@ -786,6 +931,10 @@ pub(super) async fn worker(s: Arc<Service>, mut rx: mpsc::Receiver<String>) {
                     .iter()
                     .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                     .collect();
+            }
+            Err(e @ crate::RoomError::Cancelled { .. }) => {
+                r.state = RunState::Cancelled;
+                r.cause = Some(e.to_string());
             }
             Err(e) => {
                 r.state = RunState::Refused;
