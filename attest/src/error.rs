@@ -104,6 +104,13 @@ pub enum AttestError {
     },
     #[error("TDX collateral does not verify: {what}")]
     CollateralInvalid { what: String },
+    #[error(
+        "the collateral's TCB info is for platform FMSPC {collateral}, the PCK certificate is for FMSPC {platform}"
+    )]
+    FmspcMismatch {
+        collateral: String,
+        platform: String,
+    },
     #[error("the quote's platform TCB matches no TCB level in the collateral's TCB info")]
     TcbLevelNotFound,
     #[error("TDX TCB status `{status}` is not in the allowed statuses {allowed:?}")]

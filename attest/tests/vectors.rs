@@ -843,13 +843,13 @@ fn rejects_tdx_quote_with_flipped_signature_bit() {
     let quote = read("tdx-v4/quote.bin");
     // Auth data: u32 length at 632, then the 64-byte ECDSA signature.
     let err = verify_tdx_v4(&flip(quote, 636 + 10, 0), JULY_2025).unwrap_err();
-    assert!(matches!(err, AttestError::SignatureInvalid), "{err:?}");
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
 }
 
 #[test]
 fn rejects_tdx_quote_with_flipped_mrtd_bit() {
     let err = verify_tdx_v4(&flip(read("tdx-v4/quote.bin"), MRTD, 0), JULY_2025).unwrap_err();
-    assert!(matches!(err, AttestError::SignatureInvalid), "{err:?}");
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
 }
 
 #[test]
@@ -859,20 +859,49 @@ fn rejects_tdx_quote_with_flipped_report_data_bit() {
         JULY_2025,
     )
     .unwrap_err();
-    assert!(matches!(err, AttestError::SignatureInvalid), "{err:?}");
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
 }
 
 #[test]
 fn rejects_tdx_quote_with_flipped_mrconfigid_bit() {
     let err = verify_tdx_v4(&flip(read("tdx-v4/quote.bin"), MRCONFIGID, 0), JULY_2025).unwrap_err();
-    assert!(matches!(err, AttestError::SignatureInvalid), "{err:?}");
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
 }
 
 #[test]
 fn rejects_tdx_quote_with_debug_attribute_set() {
+    // Checked on the parsed quote before dcap-qvl: named `DebugEnabled` whether or not the
+    // quote is signed (a genuinely signed debug TD meets the same check).
     let err =
         verify_tdx_v4(&flip(read("tdx-v4/quote.bin"), TD_ATTRIBUTES, 0), JULY_2025).unwrap_err();
-    assert!(matches!(err, AttestError::SignatureInvalid), "{err:?}");
+    assert!(matches!(err, AttestError::DebugEnabled), "{err:?}");
+}
+
+#[test]
+fn rejects_tdx_quote_with_profiling_attribute_set() {
+    // TUD bit 4: the TD is under debug too (its state is open to the host).
+    let err =
+        verify_tdx_v4(&flip(read("tdx-v4/quote.bin"), TD_ATTRIBUTES, 4), JULY_2025).unwrap_err();
+    assert!(matches!(err, AttestError::DebugEnabled), "{err:?}");
+}
+
+#[test]
+fn rejects_tdx_debug_quote_edited_when_the_contract_allows_debug() {
+    // With debug allowed, the edited attribute is caught by the quote signature.
+    let pristine = read("tdx-v4/quote.bin");
+    let mut refs = tdx_refs(&pristine, Platform::Tdx);
+    refs.tdx.allow_debug = true;
+    let err = verify(
+        &tdx_bundle(
+            &flip(pristine.clone(), TD_ATTRIBUTES, 0),
+            "tdx-v4/collateral.json",
+        ),
+        &refs,
+        &tdx_own_bindings(&pristine),
+        JULY_2025,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
 }
 
 #[test]
@@ -931,6 +960,66 @@ fn rejects_tdx_rtmr_not_as_the_contract_expects() {
 
 #[test]
 fn rejects_tdx_collateral_with_edited_tcb_info() {
+    // The operator edits the TCB info so the platform's level reads differently: the TCB
+    // info's signature (checked by dcap-qvl) refuses it.
+    let quote = read("tdx-v4/quote.bin");
+    let mut ev = tdx_v4_bundle();
+    let collateral = ev.collateral.as_mut().unwrap();
+    let tcb_info = collateral["tcb_info"].as_str().unwrap().replacen(
+        "\"UpToDate\"",
+        "\"SWHardeningNeeded\"",
+        1,
+    );
+    collateral["tcb_info"] = serde_json::Value::String(tcb_info);
+    let err = verify(
+        &ev,
+        &tdx_refs(&quote, Platform::Tdx),
+        &tdx_own_bindings(&quote),
+        JULY_2025,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
+}
+
+/// The operator lowers every SVN a TCB level requires in the outdated platform's TCB info, so
+/// that our own level matching passes: the TCB info's signature still refuses it.
+#[test]
+fn rejects_tdx_outdated_platform_with_tcb_levels_lowered_in_the_collateral() {
+    let quote = read("tdx-outdated/quote.bin");
+    let mut ev = tdx_bundle(&quote, "tdx-outdated/collateral.json");
+    let collateral = ev.collateral.as_mut().unwrap();
+    let mut tcb_info: serde_json::Value =
+        serde_json::from_str(collateral["tcb_info"].as_str().unwrap()).unwrap();
+    fn lower(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if k == "svn" || k == "pcesvn" || k == "isvsvn" {
+                        *x = 0.into();
+                    } else {
+                        lower(x);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(lower),
+            _ => {}
+        }
+    }
+    lower(&mut tcb_info["tcbLevels"]);
+    lower(&mut tcb_info["tdxModuleIdentities"]);
+    collateral["tcb_info"] = serde_json::Value::String(tcb_info.to_string());
+    let err = verify(
+        &ev,
+        &tdx_refs(&quote, Platform::Tdx),
+        &tdx_own_bindings(&quote),
+        MARCH_2026,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttestError::QuoteInvalid { .. }), "{err:?}");
+}
+
+#[test]
+fn rejects_tdx_collateral_with_unknown_tcb_status() {
     let quote = read("tdx-v4/quote.bin");
     let mut ev = tdx_v4_bundle();
     let collateral = ev.collateral.as_mut().unwrap();
@@ -947,7 +1036,26 @@ fn rejects_tdx_collateral_with_edited_tcb_info() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, AttestError::CollateralInvalid { .. }),
+        matches!(err, AttestError::CollateralMalformed { .. }),
+        "{err:?}"
+    );
+}
+
+/// The operator presents the TCB info of another platform (another FMSPC, here the one of
+/// the outdated vector, whose TCB levels differ).
+#[test]
+fn rejects_tdx_collateral_of_another_platform() {
+    let quote = read("tdx-v4/quote.bin");
+    let err = verify(
+        &tdx_bundle(&quote, "tdx-outdated/collateral.json"),
+        &tdx_refs(&quote, Platform::Tdx),
+        &tdx_own_bindings(&quote),
+        MARCH_2026,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, AttestError::FmspcMismatch { collateral, platform }
+            if collateral == "90C06F000000" && platform == "B0C06F000000"),
         "{err:?}"
     );
 }

@@ -17,6 +17,7 @@ use cleanroom_formats::kbs_protocol::{
     Attestation, AuthExtra, AuthRequest, Challenge, ErrorBody, PROTOCOL_VERSION, RefusalKind,
     RuntimeData, SESSION_COOKIE,
 };
+use cleanroom_kbs::events::{Event, EventKind};
 use cleanroom_kbs::server::{self, RunningBroker};
 use cleanroom_kbs::store::{MasterKey, Store};
 use cleanroom_kbs::tls::TlsIdentity;
@@ -59,11 +60,12 @@ async fn impersonate_publisher(room: &mut Room) -> (RunningBroker, std::path::Pa
     (fake, d)
 }
 
-fn events_at(dir: &Path) -> Vec<(String, String, String, String)> {
+fn events_at(dir: &Path) -> Vec<Event> {
     cleanroom_kbs::commands::open_store(&dir.join("kbs.db"), &dir.join("kbs.master-key"))
         .unwrap()
-        .events()
-        .unwrap()
+        .verify_events()
+        .expect("the broker's event log verifies")
+        .0
 }
 
 /// I2: the operator answers on the publisher's broker address with a broker of its own
@@ -123,7 +125,8 @@ async fn room_refuses_a_broker_impersonated_by_the_operator() {
     // Nothing reached the impostor: no attestation, no release.
     let seen = events_at(&fake_dir);
     assert!(
-        seen.iter().all(|e| e.0 == "register"),
+        seen.iter()
+            .all(|e| matches!(e.kind, EventKind::Log | EventKind::Register)),
         "the fake broker saw a request: {seen:?}"
     );
     fake.stop().await;
@@ -173,7 +176,9 @@ async fn suspension_cannot_be_swallowed_by_a_fake_broker() {
         done.brokers
     );
     assert!(
-        events_at(&fake_dir).is_empty(),
+        events_at(&fake_dir)
+            .iter()
+            .all(|e| e.kind == EventKind::Log),
         "the impostor received the message"
     );
     fake.stop().await;
@@ -256,7 +261,7 @@ async fn operator_cannot_swap_in_another_version_of_a_dataset() {
         let registrations = room
             .broker_events(owner)
             .into_iter()
-            .filter(|e| e.0 == "register" && e.1.contains(ds))
+            .filter(|e| e.kind == EventKind::Register && e.resource.contains(ds))
             .count();
         assert_eq!(registrations, 2, "both versions registered at the broker");
         let id = cleanroom_formats::identity::FileIdentity::of(

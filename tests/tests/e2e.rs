@@ -11,6 +11,7 @@ use cleanroom_cli::broker_client::GovernanceError;
 use cleanroom_cli::error::MemberError;
 use cleanroom_formats::audit::Step;
 use cleanroom_formats::{FormatError, StreamError};
+use cleanroom_kbs::events::{EventDecision, EventKind};
 use cleanroom_policy::PolicyError;
 use cleanroom_room::attestation::{self, SimSource};
 use cleanroom_room::error::{DpRefusal, GuardRefusal, QueryRefusal, RoomError};
@@ -177,8 +178,9 @@ async fn broker_refuses_evidence_bound_to_another_contract() {
     assert_eq!(room.keys_released("advertiser"), 0);
     let ev = room.broker_events("advertiser");
     assert!(
-        ev.iter()
-            .any(|e| e.0 == "attest" && e.2 == "refused" && e.3.contains("HOST_DATA")),
+        ev.iter().any(|e| e.kind == EventKind::Attest
+            && e.decision == EventDecision::Refused
+            && e.reason.contains("HOST_DATA")),
         "{ev:?}"
     );
     // The same request with the right binding succeeds: the refusal was for the binding.
@@ -1243,7 +1245,7 @@ async fn governance_junk_flood_is_refused_and_its_recording_bounded() {
     let recorded = room
         .broker_events("publisher")
         .iter()
-        .filter(|e| e.0 == "governance" && e.2 == "refused")
+        .filter(|e| e.kind == EventKind::Governance && e.decision == EventDecision::Refused)
         .count();
     assert_eq!(recorded, MAX as usize);
     room.stop().await;
@@ -1278,7 +1280,9 @@ async fn brokers_refuse_a_room_whose_audit_log_was_rolled_back() {
     assert!(
         room.broker_events("publisher")
             .iter()
-            .any(|e| e.0 == "attest" && e.2 == "refused" && e.3.contains("audit log")),
+            .any(|e| e.kind == EventKind::Attest
+                && e.decision == EventDecision::Refused
+                && e.reason.contains("audit log")),
         "the broker records the refusal"
     );
     room.stop().await;

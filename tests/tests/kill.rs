@@ -219,7 +219,9 @@ async fn broker_killed_while_releasing_keys_keeps_its_database_and_serves_again(
         let store =
             cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &d.join("kbs.master-key"))
                 .expect("the broker's database opens after a kill");
-        store.events().expect("its event log reads");
+        store
+            .verify_events()
+            .expect("its event log verifies after a kill");
         drop(store);
         broker = broker_process(&room, "publisher", addr);
         assert_consistent(&room);
@@ -351,7 +353,9 @@ async fn kbs_put_killed_mid_write_leaves_the_old_or_the_new_registration() {
             .unwrap()
             .expect("the key is still registered");
         assert_eq!(rec.dataset, "conversions");
-        store.events().expect("the event log reads");
+        store
+            .verify_events()
+            .expect("the event log verifies after the kill");
     }
     assert!(
         killed_running >= 3,

@@ -9,6 +9,7 @@ mod common;
 
 use cleanroom_cli::demo;
 use cleanroom_formats::audit::Step;
+use cleanroom_kbs::events::EventKind;
 use cleanroom_policy::Contract;
 use cleanroom_policy::contract::Dataset;
 use cleanroom_room::RoomError;
@@ -279,7 +280,7 @@ async fn approved_string_agg_query_is_refused_before_keys_are_requested() {
         assert!(
             room.broker_events(member)
                 .iter()
-                .all(|e| e.0 != "attest" && e.0 != "release"),
+                .all(|e| e.kind != EventKind::Attest && e.kind != EventKind::Release),
             "{member}"
         );
     }

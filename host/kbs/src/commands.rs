@@ -1,4 +1,4 @@
-//! `cleanroom kbs init|serve|put|events`: the data owner's key broker.
+//! `cleanroom kbs init|serve|put|events|upgrade`: the data owner's key broker.
 
 use cleanroom_formats::fsutil::FileMode;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use cleanroom_formats::identity::FileIdentity;
 use cleanroom_formats::load::{default_sigs, load_signed_contract, read_messages};
 use cleanroom_formats::{fsutil, keyfile};
 
+use crate::events::{EventDecision, EventKind};
 use crate::server;
 use crate::store::{MasterKey, ResourceRecord, Store};
 use crate::tls::{self, TlsIdentity};
@@ -84,8 +85,23 @@ pub enum KbsCommand {
         #[arg(long, value_name = "FILE")]
         sealed: PathBuf,
     },
-    /// Print the broker's decision log (attestations and releases, granted and refused).
+    /// Print the broker's decision log (registrations, attestations, releases and
+    /// governance messages, granted and refused).
     Events {
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        master_key: PathBuf,
+        /// Recompute the log's hash chain instead and check it ends at the head sealed under
+        /// the master key; print the number of events and the head (SEQ:HASH, keep it to
+        /// compare later), or name the first broken row (exit 1).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Chain the event log of a database made before the log was chained (once; the
+    /// broker refuses to open such a database until then). Its events so far are chained
+    /// as they are found, then an event records where the chain started.
+    Upgrade {
         #[arg(long, value_name = "FILE")]
         db: PathBuf,
         #[arg(long, value_name = "FILE")]
@@ -93,10 +109,13 @@ pub enum KbsCommand {
     },
 }
 
-pub fn open_store(db: &Path, master_key: &Path) -> anyhow::Result<Store> {
+fn read_master_key(master_key: &Path) -> anyhow::Result<MasterKey> {
     let text = zeroize::Zeroizing::new(fsutil::read_text(master_key)?);
-    let mk = MasterKey::from_file_text(&text, master_key)?;
-    Ok(Store::open(db, mk)?)
+    Ok(MasterKey::from_file_text(&text, master_key)?)
+}
+
+pub fn open_store(db: &Path, master_key: &Path) -> anyhow::Result<Store> {
+    Ok(Store::open(db, read_master_key(master_key)?)?)
 }
 
 /// Register `dataset`'s key under the signed contract, for the sealed file `sealed`.
@@ -139,9 +158,9 @@ pub fn put(
         &file_id,
     )?;
     store.record_event(
-        "register",
+        EventKind::Register,
         &path,
-        "recorded",
+        EventDecision::Recorded,
         &format!(
             "key {} of `{dataset}` for sealed file {file_id}",
             k.id_hex()
@@ -244,10 +263,39 @@ pub fn run(args: &KbsArgs) -> anyhow::Result<ExitCode> {
             let path = put(&store, contract, &sigs, dataset, key, sealed)?;
             println!("registered the key of `{dataset}` as resource {path}");
         }
-        KbsCommand::Events { db, master_key } => {
+        KbsCommand::Events {
+            db,
+            master_key,
+            verify,
+        } => {
             let store = open_store(db, master_key)?;
-            for (event, resource, decision, reason) in store.events()? {
-                println!("{event:8} {decision:8} {resource}: {reason}");
+            if *verify {
+                let (events, head) = store.verify_events()?;
+                println!(
+                    "event log verifies: {} events, head {}",
+                    events.len(),
+                    head.to_text()
+                );
+            } else {
+                for e in store.events()? {
+                    println!("{:8} {:8} {}: {}", e.kind, e.decision, e.resource, e.reason);
+                }
+            }
+        }
+        KbsCommand::Upgrade { db, master_key } => {
+            let master = read_master_key(master_key)?;
+            let (store, chained) = Store::upgrade_events(db, master)?;
+            match chained {
+                None => println!("the event log of {} is chained already", db.display()),
+                Some(n) => {
+                    let (_, head) = store.verify_events()?;
+                    println!(
+                        "chained the event log of {}: {n} earlier events, then the chain's \
+                         start event; head {}",
+                        db.display(),
+                        head.to_text()
+                    );
+                }
             }
         }
     }

@@ -19,18 +19,25 @@ pub enum KbsError {
     Tls { what: String },
     #[error("refusing to serve plain HTTP on {addr}: plain HTTP is for 127.0.0.1 only")]
     PlainHttpNotLoopback { addr: String },
+    #[error(
+        "key broker database {path} was made before the event log was chained; chain it once with `cleanroom-kbs upgrade --db {path} --master-key FILE` (its events so far are chained as they are found)"
+    )]
+    EventLogUnchained { path: String },
+    #[error("the broker's event log does not verify: {0}")]
+    EventChain(#[from] crate::events::EventChainError),
 }
 
 impl KbsError {
     pub fn class(&self) -> ErrorClass {
         match self {
             KbsError::Format(e) => e.class(),
-            KbsError::WrongMasterKey { .. } => ErrorClass::Refused,
+            KbsError::WrongMasterKey { .. } | KbsError::EventChain(_) => ErrorClass::Refused,
             KbsError::Store { .. }
             | KbsError::BadMasterKey { .. }
             | KbsError::Tls { .. }
             | KbsError::Listen { .. }
-            | KbsError::PlainHttpNotLoopback { .. } => ErrorClass::Invalid,
+            | KbsError::PlainHttpNotLoopback { .. }
+            | KbsError::EventLogUnchained { .. } => ErrorClass::Invalid,
         }
     }
 }

@@ -9,17 +9,19 @@
 //!
 //! ## Module map
 //! - [`store`]: the SQLite database, keys sealed under the master key.
+//! - [`events`]: the event log's vocabulary and hash chain (`events --verify`).
 //! - [`release`]: the release decision, as proof types.
 //! - [`server`]: the axum HTTPS server (sessions bounded per client, bodies capped per
 //!   route, refusals counted rather than stored in full).
 //! - [`tls`]: the broker's self-signed TLS identity (pinned by contracts) and its listener.
-//! - [`commands`]: `init|serve|put|events` (clap), shared with the `cleanroom` CLI.
+//! - [`commands`]: `init|serve|put|events|upgrade` (clap), shared with the `cleanroom` CLI.
 //! - [`error`]: the errors, [`KbsError`].
 //!
 //! The wire types and the JWE are in `cleanroom-formats` (the room speaks them too).
 
 pub mod commands;
 pub mod error;
+pub mod events;
 pub mod release;
 pub mod server;
 pub mod store;

@@ -23,6 +23,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore;
 
 use crate::error::KbsError;
+use crate::events::{EventDecision, EventKind};
 use crate::release::{self, Attested, Refusal};
 use crate::store::Store;
 use crate::tls::{self, Peer, TlsIdentity};
@@ -102,7 +103,7 @@ struct RefusalWindow {
 struct BrokerState {
     store: Store,
     sessions: Mutex<HashMap<String, Session>>,
-    refusals: Mutex<HashMap<&'static str, RefusalWindow>>,
+    refusals: Mutex<HashMap<EventKind, RefusalWindow>>,
 }
 
 /// Text from a request, fit for one event row: control characters replaced, at most
@@ -122,7 +123,7 @@ fn bounded(text: &str) -> String {
 impl BrokerState {
     /// Record a refusal: in full (bounded) for the first few per route and minute, then
     /// counted; the count of the previous minute is written when the next one starts.
-    fn record_refusal(&self, event: &'static str, subject: &str, r: &Refusal) {
+    fn record_refusal(&self, event: EventKind, subject: &str, r: &Refusal) {
         let (full, summary) = {
             let mut all = self.refusals.lock().expect("lock");
             let w = all.entry(event).or_insert_with(|| RefusalWindow {
@@ -159,19 +160,21 @@ impl BrokerState {
             (full, summary)
         };
         if let Some(s) = summary {
-            let _ = self.store.record_event(event, "-", "counted", &s);
+            let _ = self
+                .store
+                .record_event(event, "-", EventDecision::Counted, &s);
         }
         if full {
             let _ = self.store.record_event(
                 event,
                 &bounded(subject),
-                "refused",
+                EventDecision::Refused,
                 &bounded(&r.to_string()),
             );
         }
     }
 
-    fn refuse(&self, event: &'static str, subject: &str, r: &Refusal) -> Response {
+    fn refuse(&self, event: EventKind, subject: &str, r: &Refusal) -> Response {
         self.record_refusal(event, subject, r);
         refuse(r)
     }
@@ -340,11 +343,11 @@ async fn auth(
 ) -> Response {
     let req = match body {
         Ok(Json(r)) => r,
-        Err(rej) => return st.refuse("auth", "-", &rejected(&rej, "KBS auth")),
+        Err(rej) => return st.refuse(EventKind::Auth, "-", &rejected(&rej, "KBS auth")),
     };
     if !req.version.starts_with("0.") {
         return st.refuse(
-            "auth",
+            EventKind::Auth,
             "-",
             &Refusal::Malformed("unsupported protocol version".into()),
         );
@@ -355,7 +358,7 @@ async fn auth(
         Ok(a) if is_digest(&a.contract_digest) => {
             let head = match st.store.audit_head(&a.contract_digest) {
                 Ok(h) => h.map(|(seq, hash)| AuditHead { seq, hash }),
-                Err(_) => return st.refuse("auth", "-", &Refusal::Store),
+                Err(_) => return st.refuse(EventKind::Auth, "-", &Refusal::Store),
             };
             serde_json::to_value(ChallengeExtra { audit_head: head }).expect("serialises")
         }
@@ -387,7 +390,7 @@ async fn auth(
         }
         if s.len() >= MAX_SESSIONS {
             drop(s);
-            return st.refuse("auth", "-", &Refusal::TooManySessions);
+            return st.refuse(EventKind::Auth, "-", &Refusal::TooManySessions);
         }
         s.insert(
             id.clone(),
@@ -422,7 +425,7 @@ async fn attest(
 ) -> Response {
     let att = match body {
         Ok(Json(a)) => a,
-        Err(rej) => return st.refuse("attest", "-", &rejected(&rej, "KBS attest")),
+        Err(rej) => return st.refuse(EventKind::Attest, "-", &rejected(&rej, "KBS attest")),
     };
     let digest = &att.runtime_data.contract_digest;
     let subject = if is_digest(digest) {
@@ -438,8 +441,8 @@ async fn attest(
             .map(|v| (id.clone(), v.nonce.take()))
     });
     let (id, nonce) = match nonce {
-        None => return st.refuse("attest", &subject, &Refusal::NoSession),
-        Some((_, None)) => return st.refuse("attest", &subject, &Refusal::NonceMismatch),
+        None => return st.refuse(EventKind::Attest, &subject, &Refusal::NoSession),
+        Some((_, None)) => return st.refuse(EventKind::Attest, &subject, &Refusal::NonceMismatch),
         Some((id, Some(n))) => (id, n),
     };
     match release::attest(
@@ -455,9 +458,9 @@ async fn attest(
                 measurement: a.claims.measurement.clone(),
             };
             let _ = st.store.record_event(
-                "attest",
+                EventKind::Attest,
                 &subject,
-                "granted",
+                EventDecision::Granted,
                 &format!(
                     "platform {}{}",
                     result.platform,
@@ -474,7 +477,7 @@ async fn attest(
             }
             Json(result).into_response()
         }
-        Err(r) => st.refuse("attest", &subject, &r),
+        Err(r) => st.refuse(EventKind::Attest, &subject, &r),
     }
 }
 
@@ -489,8 +492,8 @@ async fn resource(
         s.get(&id).filter(|v| v.live()).map(|v| v.attested.clone())
     });
     let attested = match attested {
-        None => return st.refuse("release", &path, &Refusal::NoSession),
-        Some(None) => return st.refuse("release", &path, &Refusal::NotAttested),
+        None => return st.refuse(EventKind::Release, &path, &Refusal::NoSession),
+        Some(None) => return st.refuse(EventKind::Release, &path, &Refusal::NotAttested),
         Some(Some(a)) => a,
     };
     match release::release(&st.store, &attested, &path) {
@@ -502,10 +505,10 @@ async fn resource(
             };
             if st
                 .store
-                .record_event("release", &path, "granted", &reason)
+                .record_event(EventKind::Release, &path, EventDecision::Granted, &reason)
                 .is_err()
             {
-                return st.refuse("release", &path, &Refusal::NotRecorded);
+                return st.refuse(EventKind::Release, &path, &Refusal::NotRecorded);
             }
             let plain = match &rel.file_id {
                 Some(f) => keyfile::released_to_json(&rel.key, &rel.dataset, f),
@@ -513,7 +516,7 @@ async fn resource(
             };
             Json(jwe::encrypt(attested.tee_pubkey(), &plain)).into_response()
         }
-        Err(r) => st.refuse("release", &path, &r),
+        Err(r) => st.refuse(EventKind::Release, &path, &r),
     }
 }
 
@@ -527,16 +530,20 @@ async fn governance(
     let req = match body {
         Ok(Json(r)) => r,
         Err(rej) => {
-            return st.refuse("governance", "contract", &rejected(&rej, "governance"));
+            return st.refuse(
+                EventKind::Governance,
+                "contract",
+                &rejected(&rej, "governance"),
+            );
         }
     };
     match release::record_governance(&st.store, &req.message) {
         Ok((member, state)) => {
             let suspended_by: Vec<String> = state.into_iter().map(|s| s.member).collect();
             let _ = st.store.record_event(
-                "governance",
+                EventKind::Governance,
                 "contract",
-                "recorded",
+                EventDecision::Recorded,
                 &format!(
                     "message from `{member}`; suspended by: {}",
                     if suspended_by.is_empty() {
@@ -552,6 +559,6 @@ async fn governance(
             })
             .into_response()
         }
-        Err(r) => st.refuse("governance", "contract", &r),
+        Err(r) => st.refuse(EventKind::Governance, "contract", &r),
     }
 }

@@ -4,7 +4,8 @@
 //! resource path, so a sealed key moved to another row does not open). A check value sealed
 //! under the master key at `init` lets the broker refuse to start with a wrong master key
 //! rather than fail later. Contracts are stored with their signatures and re-verified on
-//! load. Every release decision is appended to `events`.
+//! load. Every decision is appended to `events`, a hash chain whose head is sealed under the
+//! master key ([`crate::events`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,10 +15,11 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use zeroize::Zeroizing;
 
 use crate::error::{KbsError, Result};
+use crate::events::{self, Event, EventChainError, EventDecision, EventKind, Head, RawEvent};
 use cleanroom_formats::identity::FileIdentity;
 use cleanroom_formats::keyfile::{self, Released};
 use cleanroom_formats::stream::DataKey;
@@ -113,7 +115,8 @@ CREATE TABLE IF NOT EXISTS resources (
   sealed_key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, event TEXT NOT NULL,
-  resource TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);
+  resource TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL,
+  seq INTEGER, prev TEXT, hash TEXT);
 CREATE TABLE IF NOT EXISTS audit_heads (
   contract_digest TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dp_ledger (
@@ -172,12 +175,44 @@ impl Store {
                 params![store.master.seal(b"master_check", CHECK_PLAINTEXT)],
             )
             .map_err(|e| store.err(e))?;
+            c.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS events_seq ON events (seq);")
+                .map_err(|e| store.err(e))?;
+            store.append_locked(
+                &c,
+                None,
+                EventKind::Log,
+                "-",
+                EventDecision::Started,
+                "broker database created",
+            )?;
         }
         Ok(store)
     }
 
-    /// Open an existing database, refusing a master key that does not match it.
+    /// Open an existing database, refusing a master key that does not match it, and one
+    /// whose event log is not chained yet ([`KbsError::EventLogUnchained`]: upgrade it with
+    /// [`Store::upgrade_events`], `cleanroom-kbs upgrade`).
     pub fn open(path: &Path, master: MasterKey) -> Result<Self> {
+        let store = Self::open_checked(path, master)?;
+        if !store.events_chained()? {
+            return Err(KbsError::EventLogUnchained {
+                path: path.display().to_string(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Open a database made before the event log was chained and chain it: its rows as
+    /// found, in order, then an event saying the chain started there. Returns the store and
+    /// how many rows were chained; `None` if the log was chained already (nothing done).
+    /// Refuses rows naming an event or decision the broker never writes.
+    pub fn upgrade_events(path: &Path, master: MasterKey) -> Result<(Self, Option<usize>)> {
+        let store = Self::open_checked(path, master)?;
+        let n = store.chain_legacy_events()?;
+        Ok((store, n))
+    }
+
+    fn open_checked(path: &Path, master: MasterKey) -> Result<Self> {
         let store = Self::connect(path, master, true)?;
         let check: Option<Vec<u8>> = {
             let c = store.conn.lock().expect("lock");
@@ -207,6 +242,87 @@ impl Store {
             .execute_batch(SCHEMA)
             .map_err(|e| store.err(e))?;
         Ok(store)
+    }
+
+    /// Whether the `events` table has its chain columns (a database made before the chain
+    /// has not).
+    fn events_chained(&self) -> Result<bool> {
+        let c = self.conn.lock().expect("lock");
+        Self::has_chain_columns(&c).map_err(|e| self.err(e))
+    }
+
+    fn has_chain_columns(c: &Connection) -> rusqlite::Result<bool> {
+        let mut st = c.prepare("SELECT name FROM pragma_table_info('events')")?;
+        let columns = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(columns.iter().any(|c| c == "hash"))
+    }
+
+    fn chain_legacy_events(&self) -> Result<Option<usize>> {
+        let mut c = self.conn.lock().expect("lock");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        if Self::has_chain_columns(&tx).map_err(|e| self.err(e))? {
+            return Ok(None);
+        }
+        tx.execute_batch(
+            "ALTER TABLE events ADD COLUMN seq INTEGER;
+             ALTER TABLE events ADD COLUMN prev TEXT;
+             ALTER TABLE events ADD COLUMN hash TEXT;",
+        )
+        .map_err(|e| self.err(e))?;
+        let rows = Self::raw_events(&tx).map_err(|e| self.err(e))?;
+        let mut head: Option<Head> = None;
+        for raw in &rows {
+            let bad = |what: &str, value: &str| {
+                self.err(format!(
+                    "event row {} has {what} `{value}`, which this broker never writes; \
+                     refusing to chain it (upgrade refused, nothing changed)",
+                    raw.row
+                ))
+            };
+            let kind = EventKind::parse(&raw.kind).ok_or_else(|| bad("event", &raw.kind))?;
+            let decision = EventDecision::parse(&raw.decision)
+                .ok_or_else(|| bad("decision", &raw.decision))?;
+            let (seq, prev) = match &head {
+                None => (0, events::ZERO.to_string()),
+                Some(h) => (h.seq + 1, h.hash.clone()),
+            };
+            let hash = events::event_hash(
+                seq,
+                &prev,
+                &raw.time,
+                kind,
+                &raw.resource,
+                decision,
+                &raw.reason,
+            );
+            let seq_sql = i64::try_from(seq).map_err(|_| self.err("event seq out of range"))?;
+            tx.execute(
+                "UPDATE events SET seq = ?1, prev = ?2, hash = ?3 WHERE id = ?4",
+                params![seq_sql, prev, hash, raw.row],
+            )
+            .map_err(|e| self.err(e))?;
+            head = Some(Head { seq, hash });
+        }
+        tx.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS events_seq ON events (seq);")
+            .map_err(|e| self.err(e))?;
+        self.append_locked(
+            &tx,
+            head.as_ref(),
+            EventKind::Log,
+            "-",
+            EventDecision::Started,
+            &format!(
+                "event log chained on upgrade: the {} events before this one were recorded \
+                 before the broker chained its log and are chained as they were found now",
+                rows.len()
+            ),
+        )?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Some(rows.len()))
     }
 
     /// Record a verified suspend/resume message (base64 COSE) for a contract. Returns
@@ -422,32 +538,455 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// Append an event to the chain, durably (one transaction, committed with
+    /// `synchronous=FULL`, before this returns). Writers in other processes wait for the
+    /// write lock (the transaction is `IMMEDIATE`), so the chain never forks.
     pub fn record_event(
         &self,
-        event: &str,
+        kind: EventKind,
         resource: &str,
-        decision: &str,
+        decision: EventDecision,
         reason: &str,
     ) -> Result<()> {
-        let c = self.conn.lock().expect("lock");
-        c.execute(
-            "INSERT INTO events (time, event, resource, decision, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![cleanroom_formats::clock::now_rfc3339(), event, resource, decision, reason],
-        )
-        .map_err(|e| self.err(e))?;
+        let mut c = self.conn.lock().expect("lock");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let head = self.sealed_head(&tx)?.ok_or_else(|| {
+            self.err(
+                "the event log's sealed head is missing or does not open; \
+                 run `cleanroom-kbs events --verify`",
+            )
+        })?;
+        self.append_locked(&tx, Some(&head), kind, resource, decision, reason)?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// All recorded events: (event, resource, decision, reason).
-    pub fn events(&self) -> Result<Vec<(String, String, String, String)>> {
+    /// Append the event after `after` (the head the broker sealed last, not whatever the
+    /// last row says, so rows cut off the end stay evident; `None` for the first event) and
+    /// seal the new head, inside the caller's transaction.
+    fn append_locked(
+        &self,
+        c: &Connection,
+        after: Option<&Head>,
+        kind: EventKind,
+        resource: &str,
+        decision: EventDecision,
+        reason: &str,
+    ) -> Result<Head> {
+        let (seq, prev) = match after {
+            None => (0u64, events::ZERO.to_string()),
+            Some(h) => (
+                h.seq
+                    .checked_add(1)
+                    .ok_or_else(|| self.err("the event seq is out of range"))?,
+                h.hash.clone(),
+            ),
+        };
+        let time = cleanroom_formats::clock::now_rfc3339();
+        let hash = events::event_hash(seq, &prev, &time, kind, resource, decision, reason);
+        let seq_sql = i64::try_from(seq).map_err(|_| self.err("event seq out of range"))?;
+        c.execute(
+            "INSERT INTO events (time, event, resource, decision, reason, seq, prev, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                time,
+                kind.as_str(),
+                resource,
+                decision.as_str(),
+                reason,
+                seq_sql,
+                prev,
+                hash
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        let head = Head { seq, hash };
+        c.execute(
+            "INSERT INTO meta (k, v) VALUES ('events_head', ?1)
+             ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            params![self.master.seal(b"events_head", head.to_text().as_bytes())],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(head)
+    }
+
+    fn raw_events(c: &Connection) -> rusqlite::Result<Vec<RawEvent>> {
+        let mut st = c.prepare(
+            "SELECT id, seq, time, event, resource, decision, reason, prev, hash
+             FROM events ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(RawEvent {
+                row: r.get(0)?,
+                seq: r.get(1)?,
+                time: r.get(2)?,
+                kind: r.get(3)?,
+                resource: r.get(4)?,
+                decision: r.get(5)?,
+                reason: r.get(6)?,
+                prev: r.get(7)?,
+                hash: r.get(8)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// The head sealed under the master key, if there is one and it opens.
+    fn sealed_head(&self, c: &Connection) -> Result<Option<Head>> {
+        let sealed: Option<Vec<u8>> = c
+            .query_row("SELECT v FROM meta WHERE k = 'events_head'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(sealed
+            .and_then(|s| self.master.open(b"events_head", &s))
+            .and_then(|p| std::str::from_utf8(&p).ok().and_then(Head::from_text)))
+    }
+
+    /// All recorded events, in order, typed (a row naming an event or decision the broker
+    /// never writes, or without a chain, is an error). Does not check the chain: see
+    /// [`Store::verify_events`].
+    pub fn events(&self) -> Result<Vec<Event>> {
         let c = self.conn.lock().expect("lock");
-        let mut st = c
-            .prepare("SELECT event, resource, decision, reason FROM events ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        let rows = Self::raw_events(&c).map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|r| r.typed().map_err(KbsError::from))
+            .collect()
+    }
+
+    /// Recompute the event chain and check it ends at the head sealed under the master key.
+    /// Returns the events and the head; the first broken row is named in the error.
+    pub fn verify_events(&self) -> Result<(Vec<Event>, Head)> {
+        let c = self.conn.lock().expect("lock");
+        let rows = Self::raw_events(&c).map_err(|e| self.err(e))?;
+        let sealed = self.sealed_head(&c)?;
+        events::verify_chain(rows, sealed).map_err(|e: EventChainError| e.into())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn key_pair() -> (MasterKey, MasterKey) {
+        let k = MasterKey::generate();
+        let again = MasterKey::from_file_text(&k.to_file_text(), Path::new("k")).unwrap();
+        (k, again)
+    }
+
+    /// A broker database with its first event and three more: (dir, path, master key).
+    fn broker_with_events() -> (tempfile::TempDir, PathBuf, MasterKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kbs.db");
+        let (k, again) = key_pair();
+        let store = Store::init(&path, k).unwrap();
+        for (kind, decision) in [
+            (EventKind::Register, EventDecision::Recorded),
+            (EventKind::Attest, EventDecision::Granted),
+            (EventKind::Release, EventDecision::Granted),
+        ] {
+            store
+                .record_event(kind, "alice/dataset/sales", decision, "why")
+                .unwrap();
+        }
+        (dir, path, again)
+    }
+
+    /// The operator's own connection to the database file.
+    fn sql(path: &Path, statements: &str) {
+        Connection::open(path)
+            .unwrap()
+            .execute_batch(statements)
+            .unwrap();
+    }
+
+    fn row_of(path: &Path, seq: i64) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT id FROM events WHERE seq = ?1", [seq], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn chain_error(store: &Store) -> EventChainError {
+        match store.verify_events() {
+            Err(KbsError::EventChain(e)) => e,
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn event_log_verifies_and_ends_at_its_sealed_head() {
+        let (_d, path, k) = broker_with_events();
+        let store = Store::open(&path, k).unwrap();
+        let (events, head) = store.verify_events().unwrap();
+        assert_eq!(events.len(), 4);
+        assert_eq!(
+            (events[0].kind, events[0].decision),
+            (EventKind::Log, EventDecision::Started)
+        );
+        assert_eq!(events[0].prev, events::ZERO);
+        assert_eq!(
+            (events[3].kind, events[3].decision),
+            (EventKind::Release, EventDecision::Granted)
+        );
+        assert_eq!(head.seq, 3);
+        assert_eq!(head.hash, events[3].hash);
+        assert_eq!(store.events().unwrap(), events);
+    }
+
+    #[test]
+    fn operator_editing_an_event_row_is_detected() {
+        let (_d, path, k) = broker_with_events();
+        let row = row_of(&path, 3);
+        sql(
+            &path,
+            "UPDATE events SET decision = 'refused' WHERE seq = 3",
+        );
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(chain_error(&store), EventChainError::Edited { row });
+    }
+
+    #[test]
+    fn operator_editing_an_event_reason_is_detected() {
+        let (_d, path, k) = broker_with_events();
+        let row = row_of(&path, 1);
+        sql(
+            &path,
+            "UPDATE events SET reason = 'nothing to see' WHERE seq = 1",
+        );
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(chain_error(&store), EventChainError::Edited { row });
+    }
+
+    #[test]
+    fn operator_deleting_an_event_row_is_detected() {
+        let (_d, path, k) = broker_with_events();
+        let next = row_of(&path, 2);
+        sql(&path, "DELETE FROM events WHERE seq = 1");
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(
+            chain_error(&store),
+            EventChainError::OutOfOrder {
+                row: next,
+                expected: 1,
+                found: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn operator_reordering_event_rows_is_detected() {
+        let (_d, path, k) = broker_with_events();
+        let (a, b) = (row_of(&path, 1), row_of(&path, 2));
+        sql(
+            &path,
+            &format!(
+                "UPDATE events SET id = -1 WHERE id = {a};
+                 UPDATE events SET id = {a} WHERE id = {b};
+                 UPDATE events SET id = {b} WHERE id = -1;"
+            ),
+        );
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(
+            chain_error(&store),
+            EventChainError::OutOfOrder {
+                row: a,
+                expected: 1,
+                found: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn operator_inserting_an_event_row_is_detected() {
+        let (_d, path, k) = broker_with_events();
+        sql(
+            &path,
+            "INSERT INTO events (time, event, resource, decision, reason)
+             VALUES ('2026-01-01T00:00:00Z', 'release', 'alice/dataset/sales', 'refused', 'x')",
+        );
+        let row = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))
+            .unwrap();
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(chain_error(&store), EventChainError::Unchained { row });
+    }
+
+    #[test]
+    fn operator_writing_an_event_kind_the_broker_never_writes_is_detected() {
+        let (_d, path, k) = broker_with_events();
+        let row = row_of(&path, 2);
+        sql(&path, "UPDATE events SET event = 'audit' WHERE seq = 2");
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(
+            chain_error(&store),
+            EventChainError::UnknownVocabulary {
+                row,
+                what: "kind",
+                value: "audit".into()
+            }
+        );
+    }
+
+    #[test]
+    fn operator_cutting_events_off_the_end_is_detected_before_and_after_the_next_event() {
+        let (_d, path, k) = broker_with_events();
+        sql(&path, "DELETE FROM events WHERE seq = 3");
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(
+            chain_error(&store),
+            EventChainError::HeadMismatch {
+                sealed_seq: 3,
+                last_seq: Some(2)
+            }
+        );
+        // The broker chains its next event after the head it sealed, not after the cut.
+        store
+            .record_event(EventKind::Attest, "-", EventDecision::Refused, "late")
+            .unwrap();
+        let row = row_of(&path, 4);
+        assert_eq!(
+            chain_error(&store),
+            EventChainError::OutOfOrder {
+                row,
+                expected: 3,
+                found: Some(4)
+            }
+        );
+    }
+
+    #[test]
+    fn operator_rewriting_the_chain_after_an_edit_is_detected_by_the_sealed_head() {
+        let (_d, path, k) = broker_with_events();
+        // Edit event 1, then recompute every hash from there on, as anyone can with SHA-256.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("UPDATE events SET decision = 'refused' WHERE seq = 1")
+            .unwrap();
+        let rows = Store::raw_events(&c).unwrap();
+        let mut prev = events::ZERO.to_string();
+        for raw in rows {
+            let e = RawEvent {
+                prev: Some(prev.clone()),
+                ..raw
+            }
+            .typed()
+            .unwrap();
+            let hash = e.compute_hash();
+            c.execute(
+                "UPDATE events SET prev = ?1, hash = ?2 WHERE id = ?3",
+                params![prev, hash, e.row],
+            )
+            .unwrap();
+            prev = hash;
+        }
+        drop(c);
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(
+            chain_error(&store),
+            EventChainError::HeadMismatch {
+                sealed_seq: 3,
+                last_seq: Some(3)
+            }
+        );
+    }
+
+    #[test]
+    fn operator_deleting_the_sealed_head_is_detected_and_the_broker_records_nothing_more() {
+        let (_d, path, k) = broker_with_events();
+        sql(&path, "DELETE FROM meta WHERE k = 'events_head'");
+        let store = Store::open(&path, k).unwrap();
+        assert_eq!(chain_error(&store), EventChainError::HeadInvalid);
+        // A release is recorded before its key leaves: without a head, nothing is recorded
+        // (and the server refuses the release, `not-recorded`).
+        assert!(matches!(
+            store.record_event(EventKind::Release, "-", EventDecision::Granted, "x"),
+            Err(KbsError::Store { .. })
+        ));
+    }
+
+    /// A database as the broker made it before the event log was chained.
+    fn old_schema_broker(rows: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, MasterKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kbs.db");
+        let (k, again) = key_pair();
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+             CREATE TABLE events (
+               id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, event TEXT NOT NULL,
+               resource TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO meta (k, v) VALUES ('master_check', ?1)",
+            params![k.seal(b"master_check", CHECK_PLAINTEXT)],
+        )
+        .unwrap();
+        for (event, decision) in rows {
+            c.execute(
+                "INSERT INTO events (time, event, resource, decision, reason)
+                 VALUES ('2025-01-01T00:00:00Z', ?1, 'alice/dataset/sales', ?2, 'before')",
+                params![event, decision],
+            )
+            .unwrap();
+        }
+        (dir, path, again)
+    }
+
+    #[test]
+    fn database_of_the_old_schema_is_refused_until_upgraded_then_chained_from_a_genesis_event() {
+        let (_d, path, k) = old_schema_broker(&[("register", "recorded"), ("release", "granted")]);
+        let k2 = MasterKey::from_file_text(&k.to_file_text(), Path::new("k")).unwrap();
+        let k3 = MasterKey::from_file_text(&k.to_file_text(), Path::new("k")).unwrap();
+        let k4 = MasterKey::from_file_text(&k.to_file_text(), Path::new("k")).unwrap();
+        assert!(matches!(
+            Store::open(&path, k),
+            Err(KbsError::EventLogUnchained { .. })
+        ));
+        let (store, chained) = Store::upgrade_events(&path, k2).unwrap();
+        assert_eq!(chained, Some(2));
+        let (events, head) = store.verify_events().unwrap();
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            (
+                events[0].kind,
+                events[0].decision,
+                events[0].reason.as_str()
+            ),
+            (EventKind::Register, EventDecision::Recorded, "before")
+        );
+        assert_eq!(
+            (events[2].kind, events[2].decision),
+            (EventKind::Log, EventDecision::Started)
+        );
+        assert_eq!(head.seq, 2);
+        drop(store);
+        let store = Store::open(&path, k3).unwrap();
+        store
+            .record_event(EventKind::Attest, "-", EventDecision::Refused, "after")
+            .unwrap();
+        assert_eq!(store.verify_events().unwrap().1.seq, 3);
+        drop(store);
+        let (_, again) = Store::upgrade_events(&path, k4).unwrap();
+        assert_eq!(again, None, "a chained log is not chained twice");
+    }
+
+    #[test]
+    fn upgrade_refuses_an_old_row_the_broker_never_wrote_and_changes_nothing() {
+        let (_d, path, k) = old_schema_broker(&[("register", "recorded"), ("release", "leaked")]);
+        let k2 = MasterKey::from_file_text(&k.to_file_text(), Path::new("k")).unwrap();
+        assert!(matches!(
+            Store::upgrade_events(&path, k),
+            Err(KbsError::Store { .. })
+        ));
+        assert!(matches!(
+            Store::open(&path, k2),
+            Err(KbsError::EventLogUnchained { .. })
+        ));
     }
 }

@@ -6,6 +6,7 @@
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_formats::fsutil::FileMode;
 use cleanroom_kbs::commands as kbs_cmd;
+use cleanroom_kbs::events::{Event, EventDecision, EventKind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -328,19 +329,20 @@ impl Room {
             .collect()
     }
 
-    /// (event, resource, decision, reason) at a member's broker.
-    pub fn broker_events(&self, member: &str) -> Vec<(String, String, String, String)> {
+    /// The events at a member's broker, whose chain must verify.
+    pub fn broker_events(&self, member: &str) -> Vec<Event> {
         let d = member_dir(self.root(), member);
         kbs_cmd::open_store(&d.join("kbs.db"), &d.join("kbs.master-key"))
             .unwrap()
-            .events()
-            .unwrap()
+            .verify_events()
+            .expect("the broker's event log verifies")
+            .0
     }
 
     pub fn keys_released(&self, member: &str) -> usize {
         self.broker_events(member)
             .iter()
-            .filter(|e| e.0 == "release" && e.2 == "granted")
+            .filter(|e| e.kind == EventKind::Release && e.decision == EventDecision::Granted)
             .count()
     }
 
