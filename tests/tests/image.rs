@@ -32,13 +32,20 @@ fn unavailable(reason: &str) {
     eprintln!("SKIPPED: {reason}");
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// `tool` on PATH, or in /usr/sbin or /sbin (mke2fs lives there; a non-root PATH lacks them).
+fn tool(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn have(name: &str) -> bool {
+    tool(name).is_some()
 }
 
 /// The inputs `images/inputs.lock` pins that are not in `images/build/dl/`.
@@ -210,10 +217,15 @@ fn cleanroom_measure_snp(img: &Path, vcpus: u32, vcpu_type: &str) -> String {
         .to_string()
 }
 
+/// `sev-snp-measure`'s entry point, through `python3` (its console script may not be on
+/// PATH where pip put it, e.g. under pyenv without a rehash).
+const SEV_SNP_MEASURE: &str = "import sys; from sevsnpmeasure.cli import main; sys.exit(main())";
+
 /// The same with the independent `sev-snp-measure` (PyPI).
 fn sev_snp_measure(img: &Path, vcpus: u32, vcpu_type: &str) -> String {
     let cmdline = std::fs::read_to_string(img.join("cmdline")).unwrap();
-    let o = Command::new("sev-snp-measure")
+    let o = Command::new("python3")
+        .args(["-c", SEV_SNP_MEASURE])
         .args(["--mode", "snp", "--output-format", "hex", "--ovmf"])
         .arg(img.join("OVMF.amdsev.fd"))
         .arg("--kernel")
@@ -238,7 +250,11 @@ fn sev_snp_measure(img: &Path, vcpus: u32, vcpu_type: &str) -> String {
 #[test]
 fn snp_launch_digest_of_the_image_matches_sev_snp_measure() {
     let Some(img) = image() else { return };
-    if !have("sev-snp-measure") {
+    let installed = Command::new("python3")
+        .args(["-c", "import sevsnpmeasure.cli"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
         return unavailable("sev-snp-measure is not installed (pip install sev-snp-measure)");
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -340,7 +356,7 @@ impl Vm {
 
 /// An ext4 disk image labelled `label`, holding `dir`'s files (or empty).
 fn ext4_disk(path: &Path, label: &str, dir: Option<&Path>, megabytes: u32) {
-    let mut cmd = Command::new("mke2fs");
+    let mut cmd = Command::new(tool("mke2fs").unwrap());
     cmd.args(["-q", "-F", "-t", "ext4", "-L", label]);
     if let Some(dir) = dir {
         cmd.arg("-d").arg(dir);
