@@ -4,8 +4,11 @@
 //!   optional kernel, initrd and command line (measured through OVMF's SEV hashes table),
 //!   the number and type of vCPUs (their VMSAs are measured) and the guest features, with
 //!   the `sev` crate's `measurement` module (RustCrypto, no OpenSSL).
-//! - TDX: MRTD/RTMRs are read from a quote captured on a trusted launch of the image
-//!   ([`tdx_reference_from_quote`]); computing MRTD from a TDVF image is not implemented.
+//! - TDX: MRTD is computed from the TDVF firmware image ([`tdx_mrtd`], the metadata walk in
+//!   [`crate::tdvf`]); MRTD and RTMR0-3 can also be read from a quote captured on a trusted
+//!   launch of the image ([`tdx_reference_from_quote`]): RTMR0 (the TD HOB, ACPI tables and
+//!   firmware configuration the VMM supplies) and RTMR1-2 (the kernel, command line and
+//!   initrd as TDVF and the kernel's EFI stub extend them) come from there.
 //! - `sim`: SHA-384 of the host binary ([`sim_measurement`]).
 
 use std::path::{Path, PathBuf};
@@ -35,6 +38,11 @@ pub enum MeasureError {
     Calculation(String),
     #[error("{0}")]
     Quote(#[from] crate::AttestError),
+    #[error("TDVF image {path} cannot be measured: {problem}")]
+    Tdvf {
+        path: String,
+        problem: crate::tdvf::TdvfError,
+    },
 }
 
 /// The inputs of an SEV-SNP launch digest.
@@ -142,6 +150,19 @@ pub fn snp_ovmf_hash(ovmf: &Path) -> Result<[u8; 48], MeasureError> {
         .map_err(|e: sev::error::MeasurementError| MeasureError::Calculation(e.to_string()))?;
     <[u8; 48]>::try_from(bytes.as_slice())
         .map_err(|_| MeasureError::Calculation("OVMF hash is not 48 bytes".into()))
+}
+
+/// The MRTD of a TD launched from the TDVF firmware at `tdvf` by a VMM that orders its page
+/// additions as `order` ([`crate::tdvf::PageAddOrder`]).
+pub fn tdx_mrtd(tdvf: &Path, order: crate::tdvf::PageAddOrder) -> Result<[u8; 48], MeasureError> {
+    let image = std::fs::read(tdvf).map_err(|source| MeasureError::Io {
+        path: tdvf.display().to_string(),
+        source,
+    })?;
+    crate::tdvf::mrtd(&image, order).map_err(|problem| MeasureError::Tdvf {
+        path: tdvf.display().to_string(),
+        problem,
+    })
 }
 
 /// TDX reference values read from a quote of a trusted launch: MRTD, RTMR0..3, MRCONFIGID.

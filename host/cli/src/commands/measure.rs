@@ -2,8 +2,12 @@
 //!
 //! - `cleanroom measure snp --ovmf F [--kernel F --initrd F --append S] --vcpus N
 //!   --vcpu-type T --guest-features X [--vmm QEMU|EC2|KRUN]`: the SEV-SNP launch digest;
+//! - `cleanroom measure tdx --tdvf FILE [--page-add-order single-pass|two-pass]`: MRTD
+//!   computed from the TDVF firmware image's metadata;
 //! - `cleanroom measure tdx --quote FILE`: MRTD and RTMR0-3 read from a quote captured on a
-//!   trusted launch of the image (verify that quote first with `cleanroom attest verify`);
+//!   trusted launch of the image (verify that quote first with `cleanroom attest verify`):
+//!   where RTMR0 (VMM-supplied ACPI tables, TD HOB) and RTMR1-2 (kernel, initrd, command
+//!   line as the boot chain extends them) come from;
 //! - `cleanroom measure sim [--binary F]`: the `sim` measurement, SHA-384 of the binary
 //!   (default: this executable).
 
@@ -25,7 +29,8 @@ pub struct MeasureArgs {
 pub enum MeasureCommand {
     /// SEV-SNP launch digest of a QEMU/OVMF guest.
     Snp(SnpMeasureArgs),
-    /// TDX reference values (MRTD, RTMR0-3) from a quote of a trusted launch.
+    /// TDX reference values: MRTD from a TDVF image, or MRTD and RTMR0-3 from a quote of a
+    /// trusted launch.
     Tdx(TdxMeasureArgs),
     /// The `sim` measurement (SHA-384 of the cleanroom binary). INSECURE platform.
     Sim(SimMeasureArgs),
@@ -60,10 +65,21 @@ pub struct SnpMeasureArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("tdx_input").required(true).multiple(false).args(["quote", "tdvf"])))]
 pub struct TdxMeasureArgs {
-    /// A TD quote (raw or hex) captured on a trusted launch of the image.
+    /// A TD quote (raw or hex) captured on a trusted launch of the image: prints MRTD and
+    /// RTMR0-3 as the quote holds them.
     #[arg(long, value_name = "FILE")]
-    pub quote: PathBuf,
+    pub quote: Option<PathBuf>,
+    /// The TDVF firmware (OVMF built for TDX): computes MRTD from its metadata.
+    #[arg(long, value_name = "FILE")]
+    pub tdvf: Option<PathBuf>,
+    /// How the host's VMM orders page additions: `single-pass` (Linux KVM 6.16 and later:
+    /// each page added, then extended) or `two-pass` (earlier TDX patch sets: a section's
+    /// pages added, then extended).
+    /// Default: single-pass.
+    #[arg(long, value_name = "ORDER", value_parser = ["single-pass", "two-pass"], conflicts_with = "quote")]
+    pub page_add_order: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,9 +108,28 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<ExitCode> {
             let digest = measure::snp_launch_digest(&input)?;
             println!("snp measurement: {}", hex::encode(digest));
         }
-        MeasureCommand::Tdx(a) => {
-            let bytes = std::fs::read(&a.quote)
-                .with_context(|| format!("reading {}", a.quote.display()))?;
+        MeasureCommand::Tdx(TdxMeasureArgs {
+            tdvf: Some(tdvf),
+            page_add_order,
+            ..
+        }) => {
+            let page_add_order = page_add_order.as_deref().unwrap_or("single-pass");
+            let order = if page_add_order == "two-pass" {
+                cleanroom_attest::tdvf::PageAddOrder::TwoPass
+            } else {
+                cleanroom_attest::tdvf::PageAddOrder::SinglePass
+            };
+            let mrtd = measure::tdx_mrtd(tdvf, order)?;
+            println!("tdx mrtd:       {}", hex::encode(mrtd));
+            println!(
+                "(computed from the TDVF metadata, page additions {page_add_order}; RTMR0-2 come from a reference boot: `cleanroom measure tdx --quote`)"
+            );
+        }
+        MeasureCommand::Tdx(TdxMeasureArgs {
+            quote: Some(quote), ..
+        }) => {
+            let bytes =
+                std::fs::read(quote).with_context(|| format!("reading {}", quote.display()))?;
             let r = measure::tdx_reference_from_quote(&decode_maybe_hex(bytes))?;
             println!("tdx mrtd:       {}", hex::encode(r.mrtd));
             for (i, rtmr) in r.rtmrs.iter().enumerate() {
@@ -104,6 +139,9 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "(read from the quote, not verified: verify it with `cleanroom attest verify`)"
             );
+        }
+        MeasureCommand::Tdx(_) => {
+            return Err(anyhow!("measure tdx needs --tdvf FILE or --quote FILE"));
         }
         MeasureCommand::Sim(a) => {
             let path = match &a.binary {
