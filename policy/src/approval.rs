@@ -39,6 +39,38 @@ enum Word {
     Revoked,
 }
 
+/// A member's verified `workload-approve` or `workload-revoke` of the workload with digest
+/// `expected`; one of another workload is refused.
+fn word_of(
+    c: &crate::contract::Contract,
+    a: &SignedMessage,
+    expected: &str,
+) -> Result<(String, Word), PolicyError> {
+    let kind = match a.message_type {
+        MessageType::WorkloadRevoke => MessageType::WorkloadRevoke,
+        _ => MessageType::WorkloadApprove,
+    };
+    let member = c.verify_member_message(a, kind)?.name.get_ref().clone();
+    let parsed = match kind {
+        MessageType::WorkloadRevoke => {
+            RevocationPayload::from_bytes(&a.payload).map(|p| (p.workload_digest, Word::Revoked))
+        }
+        _ => ApprovalPayload::from_bytes(&a.payload)
+            .map(|p| (p.workload_digest.clone(), Word::Approved(p))),
+    };
+    let (actual, word) = parsed.ok_or_else(|| PolicyError::MalformedMessage {
+        reason: format!("{} payload from `{member}` is malformed", kind.as_str()),
+    })?;
+    if actual != expected {
+        return Err(PolicyError::ApprovalForOtherWorkload {
+            member,
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok((member, word))
+}
+
 /// Verify `messages` (approvals and revocations) for `workload` under `contract` at `usage`.
 ///
 /// Every message must be a valid `workload-approve` or `workload-revoke` by a member, for
@@ -59,39 +91,7 @@ pub fn check(
     let digest = workload.digest();
     let mut latest: BTreeMap<String, (u64, Word)> = BTreeMap::new();
     for a in messages {
-        let (member, word) = if a.message_type == MessageType::WorkloadRevoke {
-            let m = c.verify_member_message(a, MessageType::WorkloadRevoke)?;
-            let member = m.name.get_ref().clone();
-            let payload = RevocationPayload::from_bytes(&a.payload).ok_or_else(|| {
-                PolicyError::MalformedMessage {
-                    reason: format!("revocation payload from `{member}` is not a revocation"),
-                }
-            })?;
-            if payload.workload_digest != digest.hex() {
-                return Err(PolicyError::ApprovalForOtherWorkload {
-                    member,
-                    expected: digest.hex(),
-                    actual: payload.workload_digest,
-                });
-            }
-            (member, Word::Revoked)
-        } else {
-            let m = c.verify_member_message(a, MessageType::WorkloadApprove)?;
-            let member = m.name.get_ref().clone();
-            let payload = ApprovalPayload::from_bytes(&a.payload).ok_or_else(|| {
-                PolicyError::MalformedMessage {
-                    reason: format!("approval payload from `{member}` is not an approval"),
-                }
-            })?;
-            if payload.workload_digest != digest.hex() {
-                return Err(PolicyError::ApprovalForOtherWorkload {
-                    member,
-                    expected: digest.hex(),
-                    actual: payload.workload_digest,
-                });
-            }
-            (member, Word::Approved(payload))
-        };
+        let (member, word) = word_of(c, a, &digest.hex())?;
         let later = match latest.get(&member) {
             None => true,
             Some((t, _)) => {

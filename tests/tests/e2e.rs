@@ -10,6 +10,7 @@ use cleanroom_attest::AttestError;
 use cleanroom_cli::broker_client::GovernanceError;
 use cleanroom_cli::error::MemberError;
 use cleanroom_formats::audit::Step;
+use cleanroom_formats::kbs_protocol::RefusalKind;
 use cleanroom_formats::{FormatError, StreamError};
 use cleanroom_kbs::events::{EventDecision, EventKind};
 use cleanroom_policy::PolicyError;
@@ -223,7 +224,7 @@ async fn sim_evidence_is_refused_when_contract_disallows_simulation() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("allow_simulated")),
+        matches!(&err, RoomError::KeyRefused { kind: RefusalKind::EvidenceRefused, reason, .. } if reason.contains("allow_simulated")),
         "{err}"
     );
     assert_eq!(room.keys_released("publisher"), 0);
@@ -456,7 +457,10 @@ async fn column_outside_allowed_fields_cannot_be_decrypted_with_the_released_key
     assert!(read_encrypted(&released, &all, &all, "impressions", sealed).is_err());
     // The owner's key file, withheld key included, is refused as a broker key file.
     let err = keyfile::from_json(&std::fs::read(&owner_file).unwrap(), "owner").unwrap_err();
-    assert!(err.to_string().contains("withheld"), "{err}");
+    assert!(
+        matches!(&err, FormatError::BadKeyFile { path, what } if path == "owner" && what.contains("withheld")),
+        "{err}"
+    );
     // And the room still runs on the allowed columns.
     room.approve_all();
     room.run()
@@ -674,10 +678,7 @@ async fn broker_restarted_on_same_database_still_releases() {
     .unwrap();
     let err = cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &wrong).unwrap_err();
     assert!(
-        matches!(
-            err.downcast_ref::<cleanroom_kbs::KbsError>(),
-            Some(cleanroom_kbs::KbsError::WrongMasterKey { .. })
-        ),
+        matches!(err, cleanroom_kbs::KbsError::WrongMasterKey { .. }),
         "{err}"
     );
     room.stop().await;
@@ -1114,7 +1115,7 @@ async fn brokers_refuse_keys_while_suspended_even_if_the_room_record_is_deleted(
     std::fs::remove_file(room.room.join(cleanroom_formats::load::GOVERNANCE_FILE)).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("suspended by `publisher`")),
+        matches!(&err, RoomError::KeyRefused { kind: RefusalKind::Suspended, reason, .. } if reason.contains("suspended by `publisher`")),
         "{err}"
     );
     room.assert_refused(Step::KeyRequest);
@@ -1267,7 +1268,13 @@ async fn brokers_refuse_a_room_whose_audit_log_was_rolled_back() {
     std::fs::write(&log, &full).unwrap();
     let err = room.run().await.unwrap_err();
     assert!(
-        matches!(&err, RoomError::KeyRefused { reason, .. } if reason.contains("rolled back or replaced")),
+        matches!(
+            &err,
+            RoomError::KeyRefused {
+                kind: RefusalKind::AuditRolledBack,
+                ..
+            }
+        ),
         "{err}"
     );
     // Replaced: no log at all; the host starts a new one at entry 0.

@@ -196,9 +196,16 @@ pub fn seal(
     keys: Option<DatasetKeys>,
     segment_size: u32,
 ) -> Result<Sealed> {
-    let sealed = seal_to_bytes(contract, contract_path, name, input, keys, segment_size)?;
-    fsutil::write_file_atomic(out, &sealed.bytes, FileMode::Public)?;
-    Ok(sealed)
+    seal_with_key_file(
+        contract,
+        contract_path,
+        name,
+        input,
+        out,
+        keys,
+        None,
+        segment_size,
+    )
 }
 
 /// Seal and write both files, the key first: a crash after it leaves a key for a file not

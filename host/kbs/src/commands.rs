@@ -12,6 +12,7 @@ use cleanroom_formats::identity::FileIdentity;
 use cleanroom_formats::load::{default_sigs, load_signed_contract, read_messages};
 use cleanroom_formats::{fsutil, keyfile};
 
+use crate::error::KbsError;
 use crate::events::{EventDecision, EventKind};
 use crate::server;
 use crate::store::{MasterKey, ResourceRecord, Store};
@@ -109,13 +110,14 @@ pub enum KbsCommand {
     },
 }
 
-fn read_master_key(master_key: &Path) -> anyhow::Result<MasterKey> {
+fn read_master_key(master_key: &Path) -> crate::error::Result<MasterKey> {
     let text = zeroize::Zeroizing::new(fsutil::read_text(master_key)?);
-    Ok(MasterKey::from_file_text(&text, master_key)?)
+    MasterKey::from_file_text(&text, master_key)
 }
 
-pub fn open_store(db: &Path, master_key: &Path) -> anyhow::Result<Store> {
-    Ok(Store::open(db, read_master_key(master_key)?)?)
+/// Open the broker database `db` with the master key in the file `master_key`.
+pub fn open_store(db: &Path, master_key: &Path) -> crate::error::Result<Store> {
+    Store::open(db, read_master_key(master_key)?)
 }
 
 /// Register `dataset`'s key under the signed contract, for the sealed file `sealed`.
@@ -127,24 +129,32 @@ pub fn put(
     dataset: &str,
     key: &Path,
     sealed: &Path,
-) -> anyhow::Result<String> {
+) -> crate::error::Result<String> {
     let (signed, text) = load_signed_contract(contract, sigs)?;
     let ds = signed
         .contract()
         .dataset(dataset)
-        .ok_or_else(|| anyhow::anyhow!("--dataset `{dataset}` is not in {}", contract.display()))?;
+        .ok_or_else(|| KbsError::UnknownDataset {
+            dataset: dataset.into(),
+            contract: contract.display().to_string(),
+        })?;
     // Only the dataset key goes to the broker; a Parquet file's withheld column key stays
     // in the owner's key file.
     let (keys, for_ds) = keyfile::read(key)?;
     let k = keys.key;
     if for_ds != dataset {
-        bail!(
-            "{}: this is the key of dataset `{for_ds}`, not `{dataset}`",
-            key.display()
-        );
+        return Err(KbsError::KeyOfAnotherDataset {
+            path: key.display().to_string(),
+            key_dataset: for_ds,
+            dataset: dataset.into(),
+        });
     }
-    let file_id = FileIdentity::of(ds.format, &fsutil::read_file(sealed)?)
-        .map_err(|e| anyhow::anyhow!("--sealed {}: {e}", sealed.display()))?;
+    let file_id = FileIdentity::of(ds.format, &fsutil::read_file(sealed)?).map_err(|e| {
+        KbsError::SealedFileUnidentifiable {
+            path: sealed.display().to_string(),
+            what: e.to_string(),
+        }
+    })?;
     let sig_lines: Vec<String> = read_messages(sigs)?.iter().map(|m| m.to_base64()).collect();
     store.put_contract(&signed.digest().hex(), &text, &sig_lines)?;
     let path = ds.key.resource.get_ref().clone();

@@ -23,6 +23,16 @@ pub enum KbsError {
         "key broker database {path} was made before the event log was chained; chain it once with `cleanroom-kbs upgrade --db {path} --master-key FILE` (its events so far are chained as they are found)"
     )]
     EventLogUnchained { path: String },
+    #[error("dataset `{dataset}` is not in {contract}")]
+    UnknownDataset { dataset: String, contract: String },
+    #[error("{path} is the key of dataset `{key_dataset}`, not `{dataset}`")]
+    KeyOfAnotherDataset {
+        path: String,
+        key_dataset: String,
+        dataset: String,
+    },
+    #[error("sealed file {path}: {what}")]
+    SealedFileUnidentifiable { path: String, what: String },
     #[error("the broker's event log does not verify: {0}")]
     EventChain(#[from] crate::events::EventChainError),
 }
@@ -37,7 +47,10 @@ impl KbsError {
             | KbsError::Tls { .. }
             | KbsError::Listen { .. }
             | KbsError::PlainHttpNotLoopback { .. }
-            | KbsError::EventLogUnchained { .. } => ErrorClass::Invalid,
+            | KbsError::EventLogUnchained { .. }
+            | KbsError::UnknownDataset { .. }
+            | KbsError::KeyOfAnotherDataset { .. }
+            | KbsError::SealedFileUnidentifiable { .. } => ErrorClass::Invalid,
         }
     }
 }
