@@ -318,11 +318,9 @@ async fn kbs_put_killed_mid_write_leaves_the_old_or_the_new_registration() {
     let kbs = cleanroom_cli::processes::room_binary()
         .unwrap()
         .with_file_name("cleanroom-kbs");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let mut killed_running = 0;
-    for _ in 0..12 {
-        let mut child = std::process::Command::new(&kbs)
-            .arg("put")
+    let put = || {
+        let mut cmd = std::process::Command::new(&kbs);
+        cmd.arg("put")
             .arg("--db")
             .arg(d.join("kbs.db"))
             .arg("--master-key")
@@ -334,12 +332,28 @@ async fn kbs_put_killed_mid_write_leaves_the_old_or_the_new_registration() {
             .args(["--dataset", "conversions", "--key"])
             .arg(d.join("conversions.key"))
             .arg("--sealed")
-            .arg(&sealed)
+            .arg(&sealed);
+        cmd
+    };
+    // Uninterrupted, the registration succeeds (so a kill below interrupts a real one).
+    let started = std::time::Instant::now();
+    let done = put().output().unwrap();
+    // Kill points are drawn across the time one registration takes here.
+    let span = (started.elapsed().as_millis() as u64).max(2);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut killed_running = 0;
+    for _ in 0..12 {
+        let mut child = put()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(0..120)));
+        std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(0..span)));
         if child.try_wait().unwrap().is_none() {
             killed_running += 1;
         }

@@ -206,6 +206,12 @@ pub fn seal(
     }
 }
 
+/// Read up to `limit` bytes into `buf` (cleared first), growing it only as data arrives.
+fn read_upto(r: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<usize> {
+    buf.clear();
+    r.by_ref().take(limit as u64).read_to_end(buf)
+}
+
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -267,10 +273,12 @@ pub fn open_into(
     let aad = Sha256::digest(&raw);
     let cipher = key.cipher();
     let chunk = header.segment_size as usize + TAG_LEN;
-    let mut cur = vec![0u8; chunk];
-    let mut next = vec![0u8; chunk];
+    // The buffers grow with the bytes actually read, so a header claiming the largest
+    // segments costs memory only for data that is there (the header is not yet authenticated).
+    let mut cur = Vec::new();
+    let mut next = Vec::new();
     let io = |_| StreamError::BadHeader("read error");
-    let mut cur_len = read_full(input, &mut cur).map_err(io)?;
+    let mut cur_len = read_upto(input, &mut cur, chunk).map_err(io)?;
     let mut counter: u32 = 0;
     loop {
         if cur_len < TAG_LEN {
@@ -281,7 +289,7 @@ pub fn open_into(
             });
         }
         let next_len = if cur_len == chunk {
-            read_full(input, &mut next).map_err(io)?
+            read_upto(input, &mut next, chunk).map_err(io)?
         } else {
             0
         };
