@@ -555,15 +555,9 @@ async fn the_image_boots_under_qemu_and_runs_the_demo_query() {
             fetched.to_str().unwrap(),
         ],
     );
-    let sk = cleanroom_formats::keys::encryption_key(
-        &member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
-    )
-    .unwrap();
-    let opened =
-        cleanroom_formats::envelope::open(&std::fs::read(&fetched).unwrap(), "advertiser", &sk)
-            .unwrap();
     assert!(
-        String::from_utf8_lossy(&opened.data).starts_with("campaign,reach"),
+        room.open_as_advertiser(&fetched)
+            .starts_with("campaign,reach"),
         "the advertiser opens the result"
     );
     // Both brokers released their key to the room in the guest.

@@ -226,15 +226,9 @@ async fn members_propose_approve_run_and_fetch_through_the_room_service() {
             fetched.to_str().unwrap(),
         ],
     );
-    let sk = cleanroom_formats::keys::encryption_key(
-        &member_dir(room.root(), "advertiser").join("keys/advertiser.enc.key"),
-    )
-    .unwrap();
-    let opened =
-        cleanroom_formats::envelope::open(&std::fs::read(&fetched).unwrap(), "advertiser", &sk)
-            .unwrap();
     assert!(
-        String::from_utf8_lossy(&opened.data).starts_with("campaign,reach"),
+        room.open_as_advertiser(&fetched)
+            .starts_with("campaign,reach"),
         "the advertiser opens the result"
     );
     let audit = room.root().join("audit.jsonl");

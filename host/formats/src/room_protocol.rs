@@ -80,6 +80,20 @@ pub enum RunState {
     Cancelled,
 }
 
+impl RunState {
+    /// The state's wire name (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Committed => "committed",
+            RunState::Refused => "refused",
+            RunState::NotCompleted => "not-completed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One requested run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -96,4 +110,27 @@ pub struct RunRecord {
     /// Why it was refused (the room's error: names, never data values).
     #[serde(default)]
     pub cause: Option<String>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod run_state_tests {
+    use super::RunState;
+
+    #[test]
+    fn run_state_names_are_the_wire_names() {
+        for s in [
+            RunState::Queued,
+            RunState::Running,
+            RunState::Committed,
+            RunState::Refused,
+            RunState::NotCompleted,
+            RunState::Cancelled,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+    }
 }

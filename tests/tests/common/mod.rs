@@ -350,7 +350,12 @@ impl Room {
     pub fn open_output(&self) -> String {
         let outs = self.outputs();
         assert_eq!(outs.len(), 1, "exactly one output");
-        let file = std::fs::read(&outs[0]).unwrap();
+        self.open_as_advertiser(&outs[0])
+    }
+
+    /// Open the sealed output at `path` with the advertiser's key.
+    pub fn open_as_advertiser(&self, path: &Path) -> String {
+        let file = std::fs::read(path).unwrap();
         let sk = cleanroom_formats::keys::encryption_key(
             &member_dir(self.root(), "advertiser").join("keys/advertiser.enc.key"),
         )

@@ -300,7 +300,7 @@ async fn metrics(State(s): State<Arc<Service>>) -> Response {
     {
         let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
         for r in runs.records.values() {
-            let name = state_name(r.state);
+            let name = r.state.as_str();
             *by_state.entry(name).or_default() += 1;
         }
     }
@@ -646,17 +646,6 @@ async fn run_status(State(s): State<Arc<Service>>, Path(id): Path<String>) -> An
         })
 }
 
-fn state_name(state: RunState) -> &'static str {
-    match state {
-        RunState::Queued => "queued",
-        RunState::Running => "running",
-        RunState::Committed => "committed",
-        RunState::Refused => "refused",
-        RunState::NotCompleted => "not-completed",
-        RunState::Cancelled => "cancelled",
-    }
-}
-
 /// `POST /v1/runs/cancel`: a fresh `run-cancel` by who requested the run or an owner of one
 /// of its inputs. Only a queued run can be cancelled (it then never starts: no key is
 /// requested for it); a running one finishes or is refused by its own checks.
@@ -720,7 +709,7 @@ async fn cancel_run(
                 }
                 Some(r) => Err(RequestRefusal::RunNotCancellable {
                     id: id.clone(),
-                    state: state_name(r.state),
+                    state: r.state.as_str(),
                 }),
                 None => Err(RequestRefusal::UnknownRun { id: id.clone() }),
             }
