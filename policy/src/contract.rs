@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::PolicyError;
+pub use crate::field_type::{FieldType, TimeUnit};
 use crate::message::{self, MessageType, SignedMessage};
 
 /// Platforms a contract may allow, as spelled in `[attestation] platforms`.
@@ -83,15 +84,6 @@ pub enum DataFormat {
     /// Any file (e.g. a model), sealed-stream format; given to modules as an artifact,
     /// never registered as a SQL view.
     File,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FieldType {
-    String,
-    Int64,
-    Float64,
-    Bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! The rules every member agrees to, as data and pure functions.
 //!
 //! ## Module map
+//! - [`field_type`]: the column types a contract schema declares and their spelling.
 //! - [`contract`]: the `contract.toml` model, strict parsing (unknown fields, duplicates,
 //!   dangling references are errors naming the field and line) and the contract digest
 //!   (SHA-256 of the RFC 8785 canonical JSON of the parsed contract).
@@ -44,6 +45,7 @@ pub mod approval;
 pub mod contract;
 pub mod dp;
 mod error;
+pub mod field_type;
 pub mod governance;
 pub mod guards;
 pub mod message;

@@ -181,6 +181,55 @@ fn rejects_unknown_field_naming_it_and_its_line() {
     );
 }
 
+/// Every column type of `docs/formats.md` parses; a type written before the richer types
+/// existed keeps its spelling, so the digest of an existing contract does not change.
+#[test]
+fn column_types_parse_and_keep_their_spelling_in_the_digest() {
+    let text = contract_text();
+    let typed = text.replacen(
+        r#"type = "float64""#,
+        r#"type = "timestamp(us, +05:30)""#,
+        1,
+    );
+    let c = parse(&typed).unwrap();
+    let ty = c.datasets[1]
+        .schema
+        .iter()
+        .find(|f| f.ty.to_string() == "timestamp(us, +05:30)")
+        .map(|f| f.ty.clone());
+    assert_eq!(
+        ty,
+        Some(cleanroom_policy::contract::FieldType::Timestamp {
+            unit: cleanroom_policy::contract::TimeUnit::Microsecond,
+            timezone: Some("+05:30".into()),
+        })
+    );
+    // Spaces are the writer's: the same type, the same digest.
+    let spaced = text.replacen(
+        r#"type = "float64""#,
+        r#"type = "timestamp( us ,+05:30 )""#,
+        1,
+    );
+    assert_eq!(parse(&spaced).unwrap().digest(), c.digest());
+    assert_ne!(parse(&text).unwrap().digest(), c.digest());
+}
+
+/// A region time zone (whose offsets depend on the room's tz database) or a misspelled
+/// type is refused, naming the type and its line.
+#[test]
+fn rejects_unknown_column_type_naming_it_and_its_line() {
+    for bad in ["timestamp(us, Europe/Paris)", "decimal(40,2)", "int"] {
+        let text = contract_text().replacen(r#"type = "float64""#, &format!("type = \"{bad}\""), 1);
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, PolicyError::Toml { .. }), "{err:?}");
+        assert!(
+            msg.contains(&format!("unknown column type `{bad}`")) && msg.contains("line"),
+            "{msg}"
+        );
+    }
+}
+
 #[test]
 fn rejects_duplicate_member_name_with_line() {
     let text = format!(

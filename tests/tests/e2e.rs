@@ -999,8 +999,8 @@ async fn sealing_with_another_datasets_key_or_a_mistyped_column_is_refused() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, MemberError::ColumnMismatch { column, want, .. }
-            if column == "user_id_hash" && want == "Utf8"),
+        matches!(&err, MemberError::ColumnMismatch { column, want, found, .. }
+            if column == "user_id_hash" && want == "string" && found == "Int64"),
         "{err}"
     );
     assert!(!out.exists() && !key_out.exists());
@@ -1333,4 +1333,177 @@ async fn module_artifact_and_metric_caps_of_the_contract_are_enforced() {
         room.assert_refused(Step::Guard);
         room.stop().await;
     }
+}
+
+/// The demo's data with a timestamp (seconds, no zone) in the publisher's Parquet dataset and
+/// a timestamp (milliseconds, UTC), a date and a decimal in the advertiser's CSV dataset, as
+/// their owners would write them.
+fn typed_demo_data() -> (String, String) {
+    use chrono::DateTime;
+    let (imp, conv) = cleanroom_cli::demo::generate(5_000, 7);
+    let at = |secs: &str| DateTime::from_timestamp(secs.parse().unwrap(), 0).unwrap();
+    let mut imp_out = String::new();
+    for (i, line) in imp.lines().enumerate() {
+        let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+        if i > 0 {
+            f[2] = at(&f[2]).format("%Y-%m-%dT%H:%M:%S").to_string();
+        }
+        imp_out.push_str(&f.join(","));
+        imp_out.push('\n');
+    }
+    let mut conv_out = String::from("user_id_hash,ts,day,value,order_id\n");
+    for (i, line) in conv.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let t = at(f[1]) + chrono::TimeDelta::milliseconds((i % 1000) as i64);
+        conv_out.push_str(&format!(
+            "{},{},{},{},{}\n",
+            f[0],
+            t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            t.format("%Y-%m-%d"),
+            f[2],
+            f[3]
+        ));
+    }
+    (imp_out, conv_out)
+}
+
+const TYPED_SQL: &str = "WITH exposed AS (
+    SELECT campaign, user_id_hash FROM impressions
+    WHERE ts >= TIMESTAMP '2026-01-03 00:00:00'
+    GROUP BY campaign, user_id_hash
+), converted AS (
+    SELECT user_id_hash, COUNT(*) AS conversions, SUM(value) AS value
+    FROM conversions
+    WHERE day >= DATE '2026-01-02' AND ts < TIMESTAMP '2026-01-28T00:00:00Z'
+    GROUP BY user_id_hash
+)
+SELECT e.campaign,
+       COUNT(*) AS reach,
+       COUNT(c.user_id_hash) AS converters,
+       SUM(c.conversions) AS conversions,
+       SUM(c.value) AS conversion_value
+FROM exposed e LEFT JOIN converted c ON e.user_id_hash = c.user_id_hash
+GROUP BY e.campaign
+ORDER BY e.campaign";
+
+/// Dates, timestamps (two units, with and without zone) and decimals sealed from CSV (one
+/// dataset as Parquet, one as sealed CSV) are joined, filtered and summed in the room, and
+/// the output is what DataFusion computes on the plaintext, with its own CSV reader, minus
+/// the groups the guard drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_timestamps_and_decimals_sealed_from_csv_give_datafusions_answer() {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::prelude::{CsvReadOptions, SessionContext};
+    let (imp, conv) = typed_demo_data();
+    let room = Room::new(Spec {
+        impressions_csv: imp.clone(),
+        conversions_csv: conv.clone(),
+        sql: TYPED_SQL.into(),
+        edit_contract: Box::new(|t| {
+            t.replacen(
+                r#"{ name = "ts", type = "int64" }"#,
+                r#"{ name = "ts", type = "timestamp(s)" }"#,
+                1,
+            )
+            .replacen(
+                r#"{ name = "ts", type = "int64" }"#,
+                r#"{ name = "ts", type = "timestamp(ms, UTC)" },
+  { name = "day", type = "date" }"#,
+                1,
+            )
+            .replace(
+                r#"{ name = "value", type = "float64" }"#,
+                r#"{ name = "value", type = "decimal(12,2)" }"#,
+            )
+            .replace(
+                r#"allowed_fields = ["user_id_hash", "ts", "value"]"#,
+                r#"allowed_fields = ["user_id_hash", "ts", "day", "value"]"#,
+            )
+            .replace(
+                r#"columns = { metrics = ["value"], filters = ["ts"]"#,
+                r#"columns = { metrics = ["value"], filters = ["ts", "day"]"#,
+            )
+        }),
+        ..Spec::default()
+    })
+    .await;
+    room.approve_all();
+    let report = room.run().await.expect("run succeeds");
+    assert_eq!(
+        report.input_rows,
+        vec![("impressions".into(), 5000), ("conversions".into(), 1000)]
+    );
+    let released = room.open_output();
+
+    // The same query on the plaintext, read by DataFusion's own CSV reader.
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = SessionContext::new();
+    let text = |f: &str| Field::new(f, DataType::Utf8, true);
+    for (name, csv, fields) in [
+        (
+            "impressions",
+            &imp,
+            vec![
+                text("user_id_hash"),
+                text("campaign"),
+                Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+                text("site"),
+                text("ip_address"),
+            ],
+        ),
+        (
+            "conversions",
+            &conv,
+            vec![
+                text("user_id_hash"),
+                Field::new(
+                    "ts",
+                    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                    true,
+                ),
+                Field::new("day", DataType::Date32, true),
+                Field::new("value", DataType::Decimal128(12, 2), true),
+                text("order_id"),
+            ],
+        ),
+    ] {
+        let path = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&path, csv).unwrap();
+        let schema = Schema::new(fields);
+        ctx.register_csv(
+            name,
+            path.to_str().unwrap(),
+            CsvReadOptions::new().schema(&schema),
+        )
+        .await
+        .unwrap();
+    }
+    let batches = ctx.sql(TYPED_SQL).await.unwrap().collect().await.unwrap();
+    let mut plain = Vec::new();
+    {
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut plain);
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+    }
+    let plain = String::from_utf8(plain).unwrap();
+    // The guard drops groups with fewer than 50 distinct users of either dataset.
+    let mut expected: Vec<&str> = Vec::new();
+    for (i, line) in plain.lines().enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        if i == 0 || (f[1].parse::<u64>().unwrap() >= 50 && f[2].parse::<u64>().unwrap() >= 50) {
+            expected.push(line);
+        }
+    }
+    assert!(expected.len() >= 4, "{plain}");
+    assert!(
+        expected[1..]
+            .iter()
+            .all(|l| l.split(',').nth(4).unwrap().contains('.')),
+        "the sums are decimals: {plain}"
+    );
+    assert_eq!(released.lines().collect::<Vec<_>>(), expected, "{plain}");
+    room.stop().await;
 }

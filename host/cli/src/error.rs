@@ -40,12 +40,14 @@ pub enum MemberError {
         #[source]
         source: parquet::errors::ParquetError,
     },
-    /// A plaintext input whose column is missing or of another type than the contract's.
-    #[error("{path}: column `{column}` missing or not {want}")]
+    /// A plaintext input whose column is missing or of another type than the contract's
+    /// (`want`: the contract's spelling; `found`: the file's Arrow type, or `missing`).
+    #[error("{path}: column `{column}` is {found}, the contract says {want}")]
     ColumnMismatch {
         path: String,
         column: String,
         want: String,
+        found: String,
     },
     /// Writing the encrypted Parquet file failed.
     #[error("sealing `{dataset}` as encrypted Parquet: {source}")]

@@ -35,8 +35,13 @@ pub fn build() -> Result<&'static Path> {
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(guests.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target)
+            // The guests build for their own target with their own flags: the host's
+            // (RUSTFLAGS, CI's clippy wrapper for the workspace crates) do not apply.
             .env_remove("CARGO_BUILD_TARGET")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("CLIPPY_ARGS")
             .output()
             .map_err(|e| format!("running cargo to build the guests: {e}"))?;
         if !out.status.success() {

@@ -94,15 +94,19 @@ fn read_parquet_plain(path: &Path, ds: &Dataset) -> Result<Vec<RecordBatch>> {
         let cols = want
             .fields()
             .iter()
-            .map(|f| {
-                b.column_by_name(f.name())
-                    .filter(|c| c.data_type() == f.data_type())
-                    .cloned()
-                    .ok_or_else(|| MemberError::ColumnMismatch {
-                        path: path.display().to_string(),
-                        column: f.name().clone(),
-                        want: f.data_type().to_string(),
-                    })
+            .zip(&ds.schema)
+            .map(|(f, declared)| {
+                let mismatch = |found: String| MemberError::ColumnMismatch {
+                    path: path.display().to_string(),
+                    column: f.name().clone(),
+                    want: declared.ty.to_string(),
+                    found,
+                };
+                match b.column_by_name(f.name()) {
+                    None => Err(mismatch("missing".into())),
+                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                    Some(c) => Err(mismatch(c.data_type().to_string())),
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         out.push(RecordBatch::try_new(want.clone(), cols).map_err(|e| {

@@ -267,13 +267,17 @@ impl Engine {
         let allowed = allowed(ds);
         let cols: Vec<&str> = allowed.iter().map(String::as_str).collect();
         let expected = contract_schema(ds);
-        for c in &cols {
-            let want = expected.field_with_name(c).expect("validated").data_type();
+        for (field, declared) in expected.fields().iter().zip(&ds.schema) {
+            let c = field.name();
+            if !cols.contains(&c.as_str()) {
+                continue;
+            }
             match df.schema().field_with_unqualified_name(c) {
-                Ok(f) if same_logical_type(f.data_type(), want) => {}
+                Ok(f) if same_logical_type(f.data_type(), field.data_type()) => {}
                 _ => {
                     return Err(RoomError::from(unreadable(&format!(
-                        "column `{c}` is missing or not of the contract's type {want}"
+                        "column `{c}` is missing or not of the contract's type {}",
+                        declared.ty
                     ))));
                 }
             }
