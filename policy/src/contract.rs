@@ -106,6 +106,13 @@ pub struct KeyRef {
     pub broker_spki_sha256: Option<Spanned<String>>,
     /// KBS resource path `<repo>/<type>/<tag>`.
     pub resource: Spanned<String>,
+    /// For a Parquet file written with Parquet Modular Encryption's key tools (PyArrow's or
+    /// Spark's `CryptoFactory`: internal key material, single wrapping, data keys wrapped by
+    /// parquet-mr's local wrapping `LKW1`): the id of the master key the broker holds. The
+    /// room unwraps the footer's and each column's data key with it; columns under other
+    /// master keys stay unreadable. Absent: a file sealed by `cleanroom dataset seal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -765,6 +772,25 @@ impl Contract {
                     "key.resource",
                     "must be `<repo>/<type>/<tag>`, each of [A-Za-z0-9._-]",
                 ));
+            }
+            if let Some(id) = &d.key.master_key_id {
+                if d.format != DataFormat::Parquet {
+                    return Err(c.invalid(
+                        id,
+                        "key.master_key_id",
+                        "is for Parquet datasets written with Parquet Modular Encryption's key tools",
+                    ));
+                }
+                if id.get_ref().is_empty()
+                    || id.get_ref().len() > 128
+                    || id.get_ref().chars().any(|ch| ch.is_control())
+                {
+                    return Err(c.invalid(
+                        id,
+                        "key.master_key_id",
+                        "must be 1 to 128 bytes without control characters",
+                    ));
+                }
             }
         }
         for r in &self.outputs.recipients {

@@ -368,18 +368,20 @@ async fn segment_spliced_from_another_sealed_file_is_refused() {
 /// A flipped byte in what the room reads (the first column chunk, `user_id_hash`, which is
 /// allowed; or the encrypted footer) fails authentication. Pages of columns outside
 /// `allowed_fields` are never read, let alone decrypted.
+/// The operator flips one byte of the sealed Parquet file: in the footer, the room refuses
+/// it when it reads the footer, before any query; in a page, when the query reads that page
+/// (pages are decrypted as they are scanned). Either way the error names the dataset and no
+/// output exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_parquet_with_flipped_byte_is_refused() {
-    for from_end in [false, true] {
-        let (room, err) = tampered_run(
-            |r| {
-                let p = r.room.join(IMP);
-                let len = std::fs::metadata(&p).unwrap().len() as usize;
-                flip_byte(&p, if from_end { len - 40 } else { 100 });
-            },
-            4096,
-        )
-        .await;
+    for (in_footer, step) in [(false, Step::Query), (true, Step::Decrypt)] {
+        let room = Room::new(Spec::default()).await;
+        room.approve_all();
+        let p = room.room.join(IMP);
+        let len = std::fs::metadata(&p).unwrap().len() as usize;
+        flip_byte(&p, if in_footer { len - 40 } else { 100 });
+        let err = room.run().await.unwrap_err();
+        room.assert_refused(step);
         assert!(
             matches!(&err, RoomError::Format(FormatError::DatasetUnreadable { dataset, format: "parquet", .. }) if dataset == "impressions"),
             "{err}"
@@ -1505,5 +1507,310 @@ async fn dates_timestamps_and_decimals_sealed_from_csv_give_datafusions_answer()
         "the sums are decimals: {plain}"
     );
     assert_eq!(released.lines().collect::<Vec<_>>(), expected, "{plain}");
+    room.stop().await;
+}
+
+/// The operator rewrites `dataset`'s sealed file with an older version its owner sealed
+/// under the same key, after the room checked the registered version's identity and before the
+/// query reads it (the room paused at `inputs-loaded`). Returns the room, the reason the run
+/// was refused with at its query step and the room's exit status.
+async fn swapped_during_the_run(
+    dataset: &str,
+    owner: &str,
+    location: &str,
+) -> (Room, String, Option<i32>) {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let d = common::member_dir(room.root(), owner);
+    let keys =
+        cleanroom_cli::sealing::read_key_for(&d.join(format!("{dataset}.key")), dataset).unwrap();
+    let (imp, conv) = cleanroom_cli::demo::generate(5_000, 99);
+    let plain = room.root().join("older.csv");
+    std::fs::write(&plain, if dataset == "impressions" { imp } else { conv }).unwrap();
+    let text = std::fs::read_to_string(&room.contract).unwrap();
+    let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
+    let sealed = cleanroom_cli::sealing::seal_to_bytes(
+        &parsed,
+        &room.contract,
+        dataset,
+        &plain,
+        Some(keys),
+        4096,
+    )
+    .unwrap();
+    let older_path = room.root().join("older.sealed");
+    std::fs::write(&older_path, &sealed.bytes).unwrap();
+
+    let gate = room.root().join("gate");
+    let mut child = cleanroom_cli::processes::room_command(&room.config())
+        .unwrap()
+        .env("CLEANROOM_PAUSE", cleanroom_room::failpoint::INPUTS_LOADED)
+        .env("CLEANROOM_PAUSE_UNTIL", &gate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_until_paused(&gate, "the run never loaded its inputs");
+    // Rewritten in place (the same inode: what the room opened at registration), the
+    // strongest form of the swap.
+    std::fs::write(
+        room.room.join(location),
+        std::fs::read(&older_path).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&gate, b"").unwrap();
+    let status = child.wait().unwrap().code();
+    let reason = room.assert_refused(Step::Query);
+    (room, reason, status)
+}
+
+/// I2, Parquet scanned in place: the room reads the footer it pinned at registration, so
+/// the older file's pages do not authenticate: refused naming the dataset, nothing released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_swapped_for_an_older_version_during_the_run_is_refused() {
+    let (room, reason, status) = swapped_during_the_run("impressions", "publisher", IMP).await;
+    let expected = RoomError::from(FormatError::DatasetUnreadable {
+        dataset: "impressions".into(),
+        format: "parquet",
+        what: cleanroom_room::engine::PAGE_UNREADABLE.into(),
+    });
+    assert_eq!(reason, expected.to_string());
+    assert_eq!(status, Some(i32::from(expected.class().exit_code())));
+    room.stop().await;
+}
+
+/// I2, sealed CSV streamed into the scan: the room decrypts with the header it pinned at
+/// registration (every segment's AAD), so the older sealing's first segment fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_csv_swapped_for_an_older_version_during_the_run_is_refused() {
+    let (room, reason, status) = swapped_during_the_run("conversions", "advertiser", CONV).await;
+    let expected = RoomError::from(FormatError::Sealed {
+        path: room.room.join(CONV).display().to_string(),
+        source: StreamError::SegmentAuthFailed { index: 0 },
+    });
+    assert_eq!(reason, expected.to_string());
+    assert_eq!(status, Some(i32::from(expected.class().exit_code())));
+    room.stop().await;
+}
+
+/// Keys never in a plan: a Parquet input registered for scanning in place names its key
+/// only through the run's key store, so no plan display, `EXPLAIN VERBOSE` (in the session a
+/// module's `query` import runs in), table option or engine debug output holds the key, in
+/// hex, base64 or raw bytes; and an `EXPLAIN` workload is refused without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_plan_explain_or_error_carries_a_dataset_key() {
+    use base64::Engine as _;
+    let room = Room::new(Spec::default()).await;
+    let d = common::member_dir(room.root(), "publisher");
+    let keys =
+        cleanroom_cli::sealing::read_key_for(&d.join("impressions.key"), "impressions").unwrap();
+    let key = keys.key.key_bytes().to_vec();
+    let forms = [
+        hex::encode(&key),
+        hex::encode_upper(&key),
+        base64::engine::general_purpose::STANDARD.encode(&key),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key),
+        String::from_utf8_lossy(&key).into_owned(),
+    ];
+    let holds_key = |text: &str| forms.iter().any(|f| text.contains(f.as_str()));
+
+    let text = std::fs::read_to_string(&room.contract).unwrap();
+    let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
+    let ds = parsed.dataset("impressions").unwrap();
+    let mut engine = cleanroom_room::engine::Engine::new(1 << 30).unwrap();
+    let data = cleanroom_formats::fsutil::Root::open(&room.room).unwrap();
+    engine
+        .register_parquet(ds, &keys.key, &data, IMP)
+        .await
+        .unwrap();
+    assert!(!holds_key(&format!("{engine:?}")));
+    let ctx = engine.module_context(1 << 30).unwrap();
+    let mut seen = String::new();
+    for sql in [
+        "EXPLAIN VERBOSE SELECT campaign, COUNT(*) FROM impressions WHERE ts > 5 GROUP BY campaign",
+        "EXPLAIN ANALYZE SELECT campaign, COUNT(*) FROM impressions GROUP BY campaign",
+    ] {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        seen.push_str(&cleanroom_room::engine::pretty(&batches));
+    }
+    assert!(
+        seen.contains("impressions"),
+        "the plans were displayed: {seen}"
+    );
+    let table = ctx.table_provider("impressions").await.unwrap();
+    seen.push_str(&format!("{table:?}"));
+    seen.push_str(&format!("{:?}", ctx.state().table_options()));
+    seen.push_str(&format!("{:?}", ctx.state().config_options()));
+    assert!(
+        !holds_key(&seen),
+        "a key appears in a plan or option display"
+    );
+
+    // The same statement as a released workload is refused, without the key.
+    let room = Room::new(Spec {
+        sql: "EXPLAIN VERBOSE SELECT campaign, COUNT(*) AS n FROM impressions GROUP BY campaign"
+            .into(),
+        ..Spec::default()
+    })
+    .await;
+    room.approve_all();
+    let err = room.run().await.unwrap_err();
+    let d = common::member_dir(room.root(), "publisher");
+    let keys =
+        cleanroom_cli::sealing::read_key_for(&d.join("impressions.key"), "impressions").unwrap();
+    let key = keys.key.key_bytes().to_vec();
+    assert!(
+        matches!(&err, RoomError::Query(QueryRefusal::Rule { violation: cleanroom_room::error::RuleViolation::Unsupported { .. }, node }) if node == "Explain"),
+        "{err:?}"
+    );
+    let audit = std::fs::read_to_string(room.room.join("audit.jsonl")).unwrap();
+    for text in [format!("{err} {err:?}"), audit] {
+        assert!(!text.contains(&hex::encode(&key)));
+        assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode(&key)));
+    }
+    room.stop().await;
+}
+
+/// Spilling is off (no plaintext on disk), so a query that needs more memory than the run's
+/// pool stops with a refusal naming the limit, not a crash, and nothing is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_needing_more_than_the_memory_pool_is_refused_naming_the_limit() {
+    let room = Room::new(Spec::default()).await;
+    room.approve_all();
+    let mut cfg = room.config();
+    cfg.memory_limit = 64 << 10;
+    let err = cleanroom_room::run::run(&cfg).await.unwrap_err();
+    assert!(
+        matches!(err, RoomError::MemoryLimitReached { limit_bytes } if limit_bytes == 64 << 10),
+        "{err:?}"
+    );
+    room.assert_refused(Step::Query);
+    room.stop().await;
+}
+
+/// Whether `python3` can import every module of `modules`; under CI (`CI` set) a missing one
+/// fails the test instead (.ci/run installs them).
+fn python_has(modules: &[&str]) -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = format!(
+            "python3 with {} is not available: `python3 -m pip install {}` (.ci/run does)",
+            modules.join(", "),
+            modules.join(" ")
+        );
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("skipped: {msg}");
+    }
+    ok
+}
+
+/// Issue 12, acceptance 4: an owner who already writes Parquet Modular Encryption with
+/// PyArrow's standard API (CryptoFactory, internal key material, parquet-mr local wrapping)
+/// imports its master key (`dataset import-master-key`), registers it and the file's
+/// identity at its broker, and the room reads the file as written: the output equals the
+/// same data sealed by Cleanroom. One flipped byte in the footer refuses it before the
+/// query; one in a page the query reads refuses it at the query; the withheld column stays
+/// under another master key the room never has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_file_written_by_pyarrow_is_read_as_written_and_a_flipped_byte_refuses_it() {
+    if !python_has(&["pyarrow", "cryptography"]) {
+        return;
+    }
+    let reference = Room::new(Spec::default()).await;
+    reference.approve_all();
+    reference.run().await.expect("the reference run succeeds");
+    let want = reference.open_output();
+    reference.stop().await;
+
+    let room = Room::new(Spec {
+        edit_contract: Box::new(|t| {
+            t.replace(
+                r#"resource = "publisher/dataset/impressions" }"#,
+                r#"resource = "publisher/dataset/impressions", master_key_id = "publisher-master" }"#,
+            )
+        }),
+        ..Spec::default()
+    })
+    .await;
+    let d = common::member_dir(room.root(), "publisher");
+    let csv = d.join("impressions-plain.csv");
+    std::fs::write(&csv, cleanroom_cli::demo::generate(5_000, 7).0).unwrap();
+    let master: [u8; 32] = rand::random();
+    let other: [u8; 32] = rand::random();
+    let sealed = room.room.join(IMP);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/pyarrow_pme.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&csv)
+        .arg(&sealed)
+        .arg("user_id_hash=string,campaign=string,ts=int64,site=string,ip_address=string")
+        .arg("publisher-master")
+        .arg(hex::encode(master))
+        .arg("user_id_hash,campaign,ts,site")
+        .arg("publisher-private")
+        .arg(hex::encode(other))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let master_file = d.join("impressions.master-key");
+    std::fs::write(&master_file, hex::encode(master)).unwrap();
+    let text = std::fs::read_to_string(&room.contract).unwrap();
+    let parsed = cleanroom_policy::Contract::parse(&text, "contract.toml").unwrap();
+    let key_file = d.join("impressions.key");
+    std::fs::remove_file(&key_file).unwrap();
+    cleanroom_cli::sealing::import_master_key(
+        &parsed,
+        &room.contract,
+        "impressions",
+        &master_file,
+        &key_file,
+    )
+    .unwrap();
+    let store =
+        cleanroom_kbs::commands::open_store(&d.join("kbs.db"), &d.join("kbs.master-key")).unwrap();
+    cleanroom_kbs::commands::put(
+        &store,
+        &room.contract,
+        &room.sigs,
+        "impressions",
+        &key_file,
+        &sealed,
+    )
+    .unwrap();
+    room.approve_all();
+    room.run().await.expect("the room reads PyArrow's file");
+    assert_eq!(room.open_output(), want);
+
+    let good = std::fs::read(&sealed).unwrap();
+    for (at, step) in [(good.len() - 40, Step::Decrypt), (100, Step::Query)] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        std::fs::write(&sealed, &bad).unwrap();
+        let err = room.run().await.unwrap_err();
+        assert!(
+            matches!(&err, RoomError::Format(FormatError::DatasetUnreadable { dataset, format: "parquet", .. }) if dataset == "impressions"),
+            "{err:?}"
+        );
+        let entries = room.audit();
+        let refused = entries
+            .iter()
+            .rev()
+            .find(|e| e.decision == cleanroom_formats::audit::Decision::Refused)
+            .unwrap();
+        assert_eq!(refused.event, step, "flipped at byte {at}");
+    }
+    assert_eq!(
+        room.outputs().len(),
+        1,
+        "only the first run released anything"
+    );
     room.stop().await;
 }

@@ -252,15 +252,7 @@ async fn a_suspension_arriving_during_a_run_withholds_its_outputs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reached = gate.with_extension("reached");
-    let start = Instant::now();
-    while !reached.exists() {
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "the run never reached the seal"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until_paused(&gate, "the run never reached the seal");
     // The publisher suspends the room now, as `cleanroom governance suspend --room` does.
     let sk = cleanroom_formats::keys::signing_key(&room.key_of("publisher")).unwrap();
     let digest = cleanroom_formats::load::load_signed_contract(&room.contract, &room.sigs)

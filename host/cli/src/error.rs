@@ -33,6 +33,16 @@ pub enum MemberError {
         key_dataset: String,
         dataset: String,
     },
+    /// A master key to import for a dataset whose contract entry names no
+    /// `key.master_key_id` (only PME files written with PyArrow's or Spark's key tools use
+    /// one).
+    #[error(
+        "dataset `{dataset}` has no key.master_key_id in the contract: its file is sealed by `cleanroom dataset seal`, with a key of its own"
+    )]
+    NoMasterKeyId { dataset: String },
+    /// A master key file that is not 32 bytes written as 64 hexadecimal digits.
+    #[error("{path}: a master key must be 32 bytes written as 64 hexadecimal digits (AES-256)")]
+    BadMasterKey { path: String },
     /// A plaintext Parquet input that cannot be read.
     #[error("{path}: not a readable Parquet file: {source}")]
     ParquetUnreadable {
@@ -105,6 +115,8 @@ impl MemberError {
             | MemberError::KeyOfAnotherDataset { .. }
             | MemberError::ParquetUnreadable { .. }
             | MemberError::ColumnMismatch { .. }
+            | MemberError::NoMasterKeyId { .. }
+            | MemberError::BadMasterKey { .. }
             | MemberError::ParquetEncryption { .. }
             | MemberError::Unreadable { .. }
             | MemberError::NoSuchProposal { .. } => ErrorClass::Invalid,

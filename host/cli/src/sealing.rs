@@ -279,3 +279,37 @@ pub fn open(ds: &Dataset, input: &Path, keys: &DatasetKeys) -> Result<Opened> {
     };
     Ok(Opened { plaintext, rows })
 }
+
+/// The dataset key file of a Parquet dataset written with Parquet Modular Encryption's key
+/// tools (PyArrow's or Spark's `CryptoFactory`, parquet-mr local wrapping): its master key,
+/// read from `master_key` (64 hexadecimal digits), for `kbs put`. The contract must name the
+/// key's id (`key.master_key_id`). Writes `key_out` (mode 0600) and returns the keys.
+pub fn import_master_key(
+    contract: &Contract,
+    contract_path: &Path,
+    name: &str,
+    master_key: &Path,
+    key_out: &Path,
+) -> Result<DatasetKeys> {
+    let ds = dataset(contract, name, contract_path)?;
+    if ds.key.master_key_id.is_none() {
+        return Err(MemberError::NoMasterKeyId {
+            dataset: name.into(),
+        });
+    }
+    let bad = || MemberError::BadMasterKey {
+        path: master_key.display().to_string(),
+    };
+    let text = zeroize::Zeroizing::new(fsutil::read_file(master_key)?);
+    let text = std::str::from_utf8(&text).map_err(|_| bad())?;
+    let bytes = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| bad())?);
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad())?;
+    let mut id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+    let keys = DatasetKeys {
+        key: DataKey::from_parts(id, key),
+        withheld: None,
+    };
+    keyfile::write(key_out, &keys, name)?;
+    Ok(keys)
+}

@@ -64,6 +64,14 @@ impl Root {
             .map_err(|e| FormatError::io(self.display(rel), e))
     }
 
+    /// Open a file below this root for reading (same containment as [`Root::read`]).
+    pub fn open_read(&self, rel: &str) -> Result<std::fs::File> {
+        self.dir
+            .open(rel)
+            .map(|f| f.into_std())
+            .map_err(|e| FormatError::io(self.display(rel), e))
+    }
+
     pub fn exists(&self, rel: &str) -> bool {
         self.dir.exists(rel)
     }

@@ -225,6 +225,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Read the header from `r` (not yet authenticated: its bytes are the AAD of every segment),
+/// with the exact bytes it was read from.
+pub fn read_header(r: &mut impl Read) -> Result<(Header, Vec<u8>), StreamError> {
+    Header::read_from(r)
+}
+
 /// Read just the header (to learn the key id and name before asking for a key).
 pub fn peek_header(bytes: &[u8]) -> Result<Header, StreamError> {
     Header::read_from(&mut &bytes[..]).map(|(h, _)| h)

@@ -91,15 +91,27 @@ pub fn same_logical_type(actual: &DataType, want: &DataType) -> bool {
 /// for a column without one); decimals as plain decimal text (`1234.56`); binary as
 /// hexadecimal (what `to_csv` and `to_json_lines` write).
 pub fn parse_rows(ds: &Dataset, plaintext: &[u8]) -> Result<Vec<RecordBatch>> {
+    row_batches(ds, std::io::Cursor::new(plaintext))?.collect()
+}
+
+/// The rows of CSV or JSON-lines plaintext read from `input` as they come, in batches of the
+/// contract schema (see [`parse_rows`] for the text forms). An error names the dataset,
+/// never a value.
+pub fn row_batches<'a, R: std::io::Read + Send + 'a>(
+    ds: &Dataset,
+    input: R,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>> {
     let schema = contract_schema(ds);
-    let unreadable = || {
+    let dataset = ds.name.get_ref().clone();
+    let format = format_name(ds.format);
+    let unreadable = move || {
         FormatError::DatasetUnreadable {
-        dataset: ds.name.get_ref().clone(),
-        format: format_name(ds.format),
+        dataset: dataset.clone(),
+        format,
         what: "a row does not match the contract schema (details withheld: they may contain data values)".into(),
     }
     };
-    let batches: std::result::Result<Vec<_>, _> = match ds.format {
+    match ds.format {
         DataFormat::Csv => {
             // The CSV reader has no binary columns: read them as text, then decode the hex.
             let as_text = Arc::new(Schema::new(
@@ -112,30 +124,28 @@ pub fn parse_rows(ds: &Dataset, plaintext: &[u8]) -> Result<Vec<RecordBatch>> {
                     })
                     .collect::<Vec<_>>(),
             ));
-            let batches: std::result::Result<Vec<_>, _> = arrow::csv::ReaderBuilder::new(as_text)
+            let reader = arrow::csv::ReaderBuilder::new(as_text)
                 .with_header(true)
-                .build(std::io::Cursor::new(plaintext))
-                .map_err(|_| unreadable())?
-                .collect();
-            let batches = batches.map_err(|_| unreadable())?;
-            return batches
-                .into_iter()
-                .map(|b| hex_columns_to_binary(&schema, b).ok_or_else(unreadable))
-                .collect();
+                .build(input)
+                .map_err(|_| unreadable())?;
+            Ok(Box::new(reader.map(move |b| {
+                b.ok()
+                    .and_then(|b| hex_columns_to_binary(&schema, b))
+                    .ok_or_else(&unreadable)
+            })))
         }
-        DataFormat::Json => arrow::json::ReaderBuilder::new(schema)
-            .build(std::io::Cursor::new(plaintext))
-            .map_err(|_| unreadable())?
-            .collect(),
-        DataFormat::Parquet | DataFormat::File => {
-            return Err(FormatError::DatasetUnreadable {
-                dataset: ds.name.get_ref().clone(),
-                format: format_name(ds.format),
-                what: "is not a row format (CSV or JSON lines)".into(),
-            });
+        DataFormat::Json => {
+            let reader = arrow::json::ReaderBuilder::new(schema)
+                .build(std::io::BufReader::new(input))
+                .map_err(|_| unreadable())?;
+            Ok(Box::new(reader.map(move |b| b.map_err(|_| unreadable()))))
         }
-    };
-    batches.map_err(|_| unreadable())
+        DataFormat::Parquet | DataFormat::File => Err(FormatError::DatasetUnreadable {
+            dataset: ds.name.get_ref().clone(),
+            format,
+            what: "is not a row format (CSV or JSON lines)".into(),
+        }),
+    }
 }
 
 /// `batch` (binary columns of `schema` read as hex text) with those columns decoded;

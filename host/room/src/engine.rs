@@ -1,10 +1,10 @@
 //! The SQL engine: DataFusion over decrypted datasets, holding only allowed fields.
 //!
 //! - Memory only: a bounded memory pool and the disk manager disabled, so no plaintext is
-//!   ever spilled to disk; CSV/JSON plaintext lives in `MemTable`s, Parquet is decrypted
-//!   page by page by DataFusion's Parquet Modular Encryption reader from an in-memory object
-//!   store holding the (still encrypted) file bytes, and its allowed columns are read once
-//!   into memory at registration (authenticating every page the room uses).
+//!   ever spilled to disk. Encrypted Parquet is scanned in place as queries run
+//!   ([`crate::sealed_parquet`]: footer pinned at registration, keys through the run's
+//!   `EncryptionFactory`, each page authenticated as it is read); sealed CSV/JSON is
+//!   decrypted segment by segment into each scan ([`crate::sealed_rows`]).
 //! - Views: each input is registered under its dataset name with *only* its
 //!   `allowed_fields`. No other table exists in the session, so SQL naming any other column
 //!   fails at planning, before any data is read.
@@ -18,48 +18,34 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use cleanroom_policy::contract::Dataset;
 use datafusion::common::{Column, DataFusionError, SchemaError};
-use datafusion::config::{ColumnDecryptionProperties, ConfigFileDecryptionProperties};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{ParquetReadOptions, SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::error::{QueryRefusal, Result, RoomError};
 use crate::guards;
 use crate::rules::{self, CheckedPlan, Destination};
+use crate::sealed_parquet;
+use crate::sealed_rows::SealedRows;
+use cleanroom_formats::fsutil::Root;
 use cleanroom_formats::stream::DataKey;
 use cleanroom_formats::tabular::{allowed, contract_schema, parse_rows, same_logical_type};
 pub use cleanroom_formats::tabular::{pretty, to_csv, to_json_lines};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::physical_plan::streaming::PartitionStream;
+
+/// What a Parquet input whose page fails authentication during a query is refused with.
+pub const PAGE_UNREADABLE: &str =
+    "a page does not decrypt with the released key (the file was modified or swapped)";
 
 /// Default memory the engine may use for a run.
 pub const DEFAULT_MEMORY_LIMIT: usize = 4 << 30;
-
-/// Decryption properties for DataFusion's Parquet reader: the released key, for the footer
-/// and the `allowed` columns. No key for any other column exists in the room.
-fn datafusion_decryption(
-    key: &DataKey,
-    allowed: &[String],
-    dataset: &str,
-) -> ConfigFileDecryptionProperties {
-    let hex_key = hex::encode(key.key_bytes());
-    ConfigFileDecryptionProperties {
-        footer_key_as_hex: hex_key.clone(),
-        column_decryption_properties: allowed
-            .iter()
-            .map(|c| {
-                (
-                    c.clone(),
-                    ColumnDecryptionProperties {
-                        column_key_as_hex: hex_key.clone(),
-                    },
-                )
-            })
-            .collect(),
-        aad_prefix_as_hex: hex::encode(cleanroom_formats::parquet::aad_prefix(dataset)),
-        ..Default::default()
-    }
-}
 
 /// A runtime with a bounded memory pool and no disk manager: nothing spills.
 fn memory_only_runtime(
@@ -74,6 +60,22 @@ fn memory_only_runtime(
         .map_err(RoomError::engine)
 }
 
+/// The positions of a dataset's allowed fields in its contract schema, and their schema: the
+/// only columns its view has.
+fn allowed_view(ds: &Dataset) -> (Vec<usize>, SchemaRef) {
+    let schema = contract_schema(ds);
+    let idx: Vec<usize> = allowed(ds)
+        .iter()
+        .map(|f| {
+            schema
+                .index_of(f)
+                .expect("allowed fields are in the schema (validated)")
+        })
+        .collect();
+    let view = Arc::new(schema.project(&idx).expect("indices are valid"));
+    (idx, view)
+}
+
 /// A DataFusion session for one run.
 pub struct Engine {
     ctx: SessionContext,
@@ -81,6 +83,14 @@ pub struct Engine {
     inputs: Vec<(String, Vec<String>, Vec<String>)>,
     /// The registered datasets, whose query rules every query obeys.
     datasets: Vec<Dataset>,
+    /// The released Parquet keys, given to DataFusion's reader by dataset name.
+    keys: Arc<sealed_parquet::RunKeys>,
+    /// The data directory as DataFusion reads it, created with the first Parquet input.
+    sealed: Option<Arc<sealed_parquet::SealedStore>>,
+    /// The memory pool's size, in bytes.
+    memory_limit: usize,
+    /// The sealed CSV / JSON-lines inputs (each records the error its scan failed with).
+    row_inputs: Vec<Arc<SealedRows>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -105,11 +115,17 @@ pub struct Counted {
 impl Engine {
     pub fn new(memory_limit: usize) -> Result<Self> {
         let runtime = memory_only_runtime(memory_limit)?;
+        let keys = Arc::new(sealed_parquet::RunKeys::default());
+        runtime.register_parquet_encryption_factory(sealed_parquet::FACTORY_ID, keys.clone());
         let config = SessionConfig::new().with_information_schema(false);
         Ok(Self {
             ctx: SessionContext::new_with_config_rt(config, runtime),
             inputs: Vec::new(),
             datasets: Vec::new(),
+            keys,
+            sealed: None,
+            memory_limit,
+            row_inputs: Vec::new(),
         })
     }
 
@@ -122,16 +138,7 @@ impl Engine {
             .iter()
             .filter(|d| d.format != cleanroom_policy::contract::DataFormat::File)
         {
-            let schema = contract_schema(ds);
-            let idx: Vec<usize> = allowed(ds)
-                .iter()
-                .map(|f| {
-                    schema
-                        .index_of(f)
-                        .expect("allowed fields are in the schema")
-                })
-                .collect();
-            let view = Arc::new(schema.project(&idx).expect("indices are valid"));
+            let (_, view) = allowed_view(ds);
             let table = MemTable::try_new(view, vec![vec![]]).map_err(RoomError::engine)?;
             engine
                 .ctx
@@ -167,10 +174,11 @@ impl Engine {
                 .and_then(|t| t.distinct())
                 .map_err(RoomError::engine)?
                 .collect()
-                .await
-                .map_err(|_| RoomError::QueryFailed {
-                    category: "reading privacy units",
-                })?;
+                .await;
+            let batches = match batches {
+                Ok(b) => b,
+                Err(e) => return Err(self.execution_error(&e, "reading privacy units").await),
+            };
             let set = out.get_or_insert_with(Default::default);
             for b in batches {
                 let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
@@ -190,18 +198,43 @@ impl Engine {
         &self.datasets
     }
 
-    /// Register CSV/JSON plaintext as a view of the allowed fields. Returns the row count.
+    /// Open the sealed CSV / JSON-lines input `location` (below `data`) and pin its header:
+    /// the input to register, and the header's bytes (what its identity is computed from).
+    pub fn open_sealed_rows(
+        &self,
+        ds: &Dataset,
+        key: &DataKey,
+        data: &Root,
+        location: &str,
+    ) -> Result<(SealedRows, Vec<u8>)> {
+        let (idx, view) = allowed_view(ds);
+        SealedRows::open(data, location, ds, key, idx, view)
+    }
+
+    /// Register a sealed CSV / JSON-lines input as a view of the allowed fields, decrypted
+    /// and parsed into each scan as it runs. Reads it through once now (every segment
+    /// authenticated, nothing kept) and returns its row count.
+    pub async fn register_sealed_rows(&mut self, ds: &Dataset, input: SealedRows) -> Result<u64> {
+        let input = Arc::new(input);
+        let counting = input.clone();
+        let rows = tokio::task::spawn_blocking(move || counting.count_rows())
+            .await
+            .map_err(|_| RoomError::engine("counting the rows of a sealed input failed"))??;
+        let table = StreamingTable::try_new(input.schema().clone(), vec![input.clone()])
+            .map_err(RoomError::engine)?;
+        self.ctx
+            .register_table(ds.name.get_ref().as_str(), Arc::new(table))
+            .map_err(RoomError::engine)?;
+        self.row_inputs.push(input);
+        self.remember(ds);
+        Ok(rows)
+    }
+
+    /// Register CSV/JSON plaintext already in memory as a view of the allowed fields (tests
+    /// and tools; a run streams its sealed inputs). Returns the row count.
     pub fn register_rows(&mut self, ds: &Dataset, plaintext: &[u8]) -> Result<u64> {
         let batches = parse_rows(ds, plaintext)?;
-        let schema = contract_schema(ds);
-        let idx: Vec<usize> = allowed(ds)
-            .iter()
-            .map(|f| {
-                schema
-                    .index_of(f)
-                    .expect("allowed fields are in the schema (validated)")
-            })
-            .collect();
+        let (idx, view_schema) = allowed_view(ds);
         let projected: Vec<RecordBatch> = batches
             .iter()
             .map(|b| b.project(&idx))
@@ -209,7 +242,6 @@ impl Engine {
             .map_err(RoomError::engine)?;
         drop(batches);
         let rows = projected.iter().map(|b| b.num_rows() as u64).sum();
-        let view_schema = Arc::new(schema.project(&idx).expect("indices are valid"));
         let table = MemTable::try_new(view_schema, vec![projected]).map_err(RoomError::engine)?;
         self.ctx
             .register_table(ds.name.get_ref().as_str(), Arc::new(table))
@@ -218,61 +250,60 @@ impl Engine {
         Ok(rows)
     }
 
-    /// Register an encrypted Parquet file (bytes as read from disk) as a view of the allowed
-    /// fields, decrypted by DataFusion with `key`. Reads the allowed columns once (to count
-    /// rows), which authenticates every page of them.
+    /// Register the encrypted Parquet file `location` (below `data`) as a view of the
+    /// allowed fields, scanned in place as queries run (see [`sealed_parquet`]). Reads and
+    /// pins the footer now: returns the row count it states and the file's identity bytes.
     pub async fn register_parquet(
         &mut self,
         ds: &Dataset,
         key: &DataKey,
-        encrypted: Vec<u8>,
-    ) -> Result<u64> {
+        data: &Root,
+        location: &str,
+    ) -> Result<(u64, Vec<u8>)> {
         let name = ds.name.get_ref().clone();
-        // Parquet Modular Encryption with an encrypted footer ends in "PARE"; a plaintext
-        // file ("PAR1") would be read as is. Only the key holder can write an encrypted
-        // footer, and the footer (authenticated) holds every column's crypto metadata.
-        if !encrypted.ends_with(cleanroom_formats::parquet::ENCRYPTED_FOOTER_MAGIC) {
-            return Err(RoomError::InputNotSealed {
-                dataset: name,
-                expected: "Parquet Modular Encryption with an encrypted footer",
-            });
-        }
         let unreadable = |what: &str| cleanroom_formats::FormatError::DatasetUnreadable {
             dataset: name.clone(),
             format: "parquet",
             what: what.into(),
         };
-        let store = Arc::new(object_store::memory::InMemory::new());
-        let obj = format!("{name}.parquet");
-        object_store::ObjectStoreExt::put(
-            store.as_ref(),
-            &object_store::path::Path::from(obj.as_str()),
-            encrypted.into(),
-        )
-        .await
-        .map_err(|_| unreadable("could not stage the encrypted file"))?;
-        let url = url::Url::parse(&format!("cleanroom-sealed://{name}/")).expect("valid URL");
-        self.ctx.register_object_store(&url, store);
-        let opts = ParquetReadOptions::default().file_decryption_properties(datafusion_decryption(
-            key,
-            &allowed(ds),
-            &name,
-        ));
         let dec_fail = "does not decrypt with the released key (wrong key, or the file was modified or swapped)";
-        let df = self
-            .ctx
-            .read_parquet(format!("cleanroom-sealed://{name}/{obj}"), opts)
-            .await
-            .map_err(|_| unreadable(dec_fail))?;
+        // Parquet Modular Encryption with an encrypted footer starts and ends in "PARE"; a
+        // plaintext file ("PAR1") would be read as is. Only the key holder can write an
+        // encrypted footer, and the footer (authenticated) holds every column's crypto
+        // metadata.
+        let pinned = match sealed_parquet::Pinned::read(data, location) {
+            Ok(p) => p,
+            Err(sealed_parquet::PinError::Io(e)) => return Err(e.into()),
+            Err(sealed_parquet::PinError::NotEncrypted) => {
+                return Err(RoomError::InputNotSealed {
+                    dataset: name,
+                    expected: "Parquet Modular Encryption with an encrypted footer",
+                });
+            }
+            Err(e) => return Err(unreadable(&e.to_string()).into()),
+        };
         let allowed = allowed(ds);
-        let cols: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        let master_key_id = ds.key.master_key_id.as_ref().map(|m| m.get_ref().as_str());
+        let props = sealed_parquet::decryption_properties(key, &allowed, &name, master_key_id)
+            .map_err(|_| unreadable(dec_fail))?;
+        // The footer, decrypted and authenticated with the released key: the row count and
+        // the column types are the owner's.
+        let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+            .with_decryption_properties(Some(props.clone()))
+            .parse_and_finish(&pinned.tail)
+            .map_err(|_| unreadable(dec_fail))?;
+        let file_schema = parquet::arrow::parquet_to_arrow_schema(
+            metadata.file_metadata().schema_descr(),
+            metadata.file_metadata().key_value_metadata(),
+        )
+        .map_err(|_| unreadable("its schema is not readable as Arrow"))?;
         let expected = contract_schema(ds);
         for (field, declared) in expected.fields().iter().zip(&ds.schema) {
             let c = field.name();
-            if !cols.contains(&c.as_str()) {
+            if !allowed.contains(c) {
                 continue;
             }
-            match df.schema().field_with_unqualified_name(c) {
+            match file_schema.field_with_name(c) {
                 Ok(f) if same_logical_type(f.data_type(), field.data_type()) => {}
                 _ => {
                     return Err(RoomError::from(unreadable(&format!(
@@ -282,36 +313,119 @@ impl Engine {
                 }
             }
         }
-        // Read the allowed columns in full now: this authenticates every page the room will
-        // use before any query runs (a COUNT alone may be answered from metadata).
-        let batches = df
-            .select_columns(&cols)
-            .map_err(|_| unreadable(dec_fail))?
-            .collect()
+        let rows = u64::try_from(metadata.file_metadata().num_rows())
+            .map_err(|_| unreadable("its footer states a negative row count"))?;
+        let identity = pinned.identity_bytes();
+
+        let store = match &self.sealed {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(
+                    sealed_parquet::SealedStore::new(&data.display(""))
+                        .map_err(|_| unreadable("the data directory cannot be read"))?,
+                );
+                self.ctx
+                    .register_object_store(&sealed_parquet::url(), s.clone());
+                self.sealed = Some(s.clone());
+                s
+            }
+        };
+        let store_path = object_store::path::Path::parse(location)
+            .map_err(|_| unreadable("its location is not a valid path"))?;
+        store.pin(store_path.clone(), pinned);
+        self.keys.insert(&name, props);
+
+        let table_url =
+            ListingTableUrl::parse(format!("{}://inputs/{store_path}", sealed_parquet::SCHEME))
+                .map_err(|_| unreadable("its location is not a valid path"))?;
+        let state = self.ctx.state();
+        let mut options = state.table_options().parquet.clone();
+        options.crypto.file_decryption = None;
+        // The page index is read for every column of the file at once (parquet-rs), and the
+        // room has no key for the withheld columns' indexes: row groups are still pruned by
+        // their statistics, pages are not.
+        options.global.enable_page_index = false;
+        options.crypto.factory_id = Some(sealed_parquet::FACTORY_ID.into());
+        options.crypto.factory_options.options =
+            [(sealed_parquet::DATASET_OPTION.to_string(), name.clone())].into();
+        let listing = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(options)))
+            .with_file_extension("");
+        let config = ListingTableConfig::new(table_url.clone())
+            .with_listing_options(listing.clone())
+            .infer_schema(&state)
             .await
             .map_err(|_| unreadable(dec_fail))?;
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| {
-            Arc::new(
-                expected
-                    .project(
-                        &cols
-                            .iter()
-                            .map(|c| expected.index_of(c).expect("validated"))
-                            .collect::<Vec<_>>(),
-                    )
-                    .expect("valid"),
-            )
-        });
-        // The allowed columns are in memory now: drop the staged encrypted file (the whole
-        // file, disallowed columns included) instead of holding it for the rest of the run.
-        let _ = self.ctx.runtime_env().deregister_object_store(&url);
-        let table = MemTable::try_new(schema, vec![batches]).map_err(RoomError::engine)?;
+        let inferred = config
+            .file_schema
+            .clone()
+            .ok_or_else(|| unreadable(dec_fail))?;
+        let idx = allowed
+            .iter()
+            .map(|c| inferred.index_of(c).map_err(|_| unreadable(dec_fail)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let view = Arc::new(inferred.project(&idx).map_err(RoomError::engine)?);
+        let table = ListingTable::try_new(
+            ListingTableConfig::new(table_url)
+                .with_listing_options(listing)
+                .with_schema(view),
+        )
+        .map_err(RoomError::engine)?;
         self.ctx
             .register_table(name.as_str(), Arc::new(table))
             .map_err(RoomError::engine)?;
         self.remember(ds);
-        Ok(rows)
+        Ok((rows, identity))
+    }
+
+    /// The first Parquet input whose allowed columns do not all authenticate, read through
+    /// in full (batches dropped as they come); `None` if every one does. Run only after a
+    /// query failed in the Parquet reader, to say which input was damaged.
+    async fn damaged_parquet_input(&self) -> Option<String> {
+        use futures::StreamExt;
+        for ds in &self.datasets {
+            if ds.format != cleanroom_policy::contract::DataFormat::Parquet {
+                continue;
+            }
+            let name = ds.name.get_ref().as_str();
+            let Ok(df) = self.ctx.table(name).await else {
+                return Some(name.to_string());
+            };
+            let Ok(mut stream) = df.execute_stream().await else {
+                return Some(name.to_string());
+            };
+            while let Some(batch) = stream.next().await {
+                if batch.is_err() {
+                    return Some(name.to_string());
+                }
+            }
+        }
+        None
+    }
+
+    /// What an execution error is reported as: a damaged Parquet input by name (the
+    /// reader failed to authenticate a page), the memory limit, otherwise only `category`.
+    /// Arithmetic, cast, overflow and division-by-zero errors depend on data values, so all
+    /// of them are one category: which one happened (and on which value) is not said.
+    async fn execution_error(&self, e: &DataFusionError, category: &'static str) -> RoomError {
+        if let Some(failure) = self.row_inputs.iter().find_map(|i| i.take_failure()) {
+            return failure;
+        }
+        if in_parquet_reader(e)
+            && let Some(dataset) = self.damaged_parquet_input().await
+        {
+            return cleanroom_formats::FormatError::DatasetUnreadable {
+                dataset,
+                format: "parquet",
+                what: PAGE_UNREADABLE.into(),
+            }
+            .into();
+        }
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(_) => RoomError::MemoryLimitReached {
+                limit_bytes: self.memory_limit,
+            },
+            _ => RoomError::QueryFailed { category },
+        }
     }
 
     /// The batches of a registered view (what a module reads as its input view).
@@ -322,9 +436,10 @@ impl Engine {
             .await
             .map_err(|e| self.map_plan_error(e))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|_| RoomError::QueryFailed {
-            category: "reading a view",
-        })?;
+        let batches = match df.collect().await {
+            Ok(b) => b,
+            Err(e) => return Err(self.execution_error(&e, "reading a view").await),
+        };
         Ok((schema, batches))
     }
 
@@ -359,8 +474,14 @@ impl Engine {
     /// A session over the same views whose memory pool is `memory_limit` bytes: what a
     /// module's `query(sql)` import runs in, so its queries stay within the module's budget.
     pub fn module_context(&self, memory_limit: usize) -> Result<SessionContext> {
+        // The same sealed inputs: the run's keys and data directory, in the new runtime.
+        let runtime = memory_only_runtime(memory_limit)?;
+        runtime.register_parquet_encryption_factory(sealed_parquet::FACTORY_ID, self.keys.clone());
+        if let Some(store) = &self.sealed {
+            runtime.register_object_store(&sealed_parquet::url(), store.clone());
+        }
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(self.ctx.state())
-            .with_runtime_env(memory_only_runtime(memory_limit)?)
+            .with_runtime_env(runtime)
             .build();
         Ok(SessionContext::new_with_state(state))
     }
@@ -434,15 +555,15 @@ impl Engine {
         &self,
         plan: datafusion::logical_expr::LogicalPlan,
     ) -> Result<Vec<RecordBatch>> {
-        self.ctx
+        let df = self
+            .ctx
             .execute_logical_plan(plan)
             .await
-            .map_err(|e| self.map_plan_error(e))?
-            .collect()
-            .await
-            .map_err(|e| RoomError::QueryFailed {
-                category: execution_category(&e),
-            })
+            .map_err(|e| self.map_plan_error(e))?;
+        match df.collect().await {
+            Ok(b) => Ok(b),
+            Err(e) => Err(self.execution_error(&e, "execution error").await),
+        }
     }
 
     /// Plan `sql` (queries only), check the query rules, add the host's group counts to the
@@ -460,20 +581,33 @@ impl Engine {
     }
 }
 
+/// Whether `e` came from the Parquet reader (a page or footer that does not decrypt or
+/// decode).
+fn in_parquet_reader(e: &DataFusionError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let from_parquet = match err.downcast_ref::<DataFusionError>() {
+            Some(DataFusionError::ParquetError(_)) => true,
+            Some(DataFusionError::ArrowError(a, _)) => {
+                matches!(a.as_ref(), arrow::error::ArrowError::ParquetError(_))
+            }
+            _ => matches!(
+                err.downcast_ref::<arrow::error::ArrowError>(),
+                Some(arrow::error::ArrowError::ParquetError(_))
+            ),
+        };
+        if from_parquet || err.is::<parquet::errors::ParquetError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Queries only: no DDL, DML or `SET`.
 fn query_only() -> SQLOptions {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
-}
-
-/// The category an execution error is reported as. Arithmetic, cast, overflow and
-/// division-by-zero errors depend on data values, so all of them are one category: which one
-/// happened (and on which value) is not said.
-fn execution_category(e: &DataFusionError) -> &'static str {
-    match e.find_root() {
-        DataFusionError::ResourcesExhausted(_) => "memory limit reached",
-        _ => "execution error",
-    }
 }

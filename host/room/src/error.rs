@@ -262,6 +262,12 @@ pub enum RoomError {
         "query failed while executing ({category}); details are withheld because they may contain data values"
     )]
     QueryFailed { category: &'static str },
+    /// The query needed more memory than the run's pool; nothing spills to disk (no
+    /// plaintext leaves memory), so it stops instead.
+    #[error(
+        "the query needs more memory than the run's limit of {limit_bytes} bytes (nothing spills to disk in the room, so no plaintext leaves memory): run it with a larger --memory-limit, or narrow the query"
+    )]
+    MemoryLimitReached { limit_bytes: usize },
     #[error("guard refused the output: {0}")]
     Guard(#[from] GuardRefusal),
     #[error("differential privacy refused the run: {0}")]
@@ -331,6 +337,7 @@ impl RoomError {
             | RoomError::ModuleWrongWorld { .. } => ErrorClass::Refused,
             RoomError::BrokerUnreachable { .. }
             | RoomError::QueryFailed { .. }
+            | RoomError::MemoryLimitReached { .. }
             | RoomError::NoProgram
             | RoomError::BadRecipient { .. }
             | RoomError::Engine { .. } => ErrorClass::Invalid,

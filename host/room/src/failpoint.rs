@@ -12,6 +12,10 @@ pub const OUTPUT_WRITTEN: &str = "output-written";
 /// After a DP release's budget entries are durable, before its output is sealed.
 pub const BUDGET_RECORDED: &str = "budget-recorded";
 
+/// After a run's inputs are registered (keys released, Parquet footers pinned), before its
+/// program runs.
+pub const INPUTS_LOADED: &str = "inputs-loaded";
+
 /// After a run's guards, before its last suspension check and its sealing: where a test
 /// pauses a run in flight ([`pause`]).
 pub const BEFORE_SEAL: &str = "before-seal";

@@ -55,6 +55,8 @@ pub mod kbs_client;
 pub mod rules;
 pub mod run;
 pub mod sandbox;
+pub mod sealed_parquet;
+pub mod sealed_rows;
 pub mod service;
 
 pub use error::RoomError;

@@ -84,6 +84,17 @@ pub fn member_dir(root: &Path, name: &str) -> PathBuf {
     root.join(name)
 }
 
+/// Wait (at most two minutes) until a process started with `CLEANROOM_PAUSE_UNTIL=gate` has
+/// reached its pause point (it writes `gate.reached`); `what` says which, for the failure.
+pub fn wait_until_paused(gate: &Path, what: &str) {
+    let reached = gate.with_extension("reached");
+    let start = std::time::Instant::now();
+    while !reached.exists() {
+        assert!(start.elapsed().as_secs() < 120, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A running broker as a contract names it (URL and pinned key).
 pub fn broker_ref(b: &RunningBroker) -> demo::BrokerRef {
     demo::BrokerRef {

@@ -60,6 +60,22 @@ pub enum DatasetCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Make the key file of a Parquet dataset written with Parquet Modular Encryption's key
+    /// tools (PyArrow's or Spark's CryptoFactory with parquet-mr local wrapping; see
+    /// docs/guide.md) from its master key, for `kbs put`. The file is read as written, never
+    /// re-sealed; the contract names the master key's id (key.master_key_id).
+    ImportMasterKey {
+        #[arg(long, value_name = "FILE")]
+        contract: PathBuf,
+        #[arg(long)]
+        dataset: String,
+        /// The master key: 32 bytes as 64 hexadecimal digits.
+        #[arg(long, value_name = "FILE")]
+        master_key: PathBuf,
+        /// Where to write the dataset key file (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        key_out: PathBuf,
+    },
 }
 
 pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
@@ -102,6 +118,20 @@ pub fn run(args: &DatasetArgs) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .map(|p| format!(", key in {}", p.display()))
                     .unwrap_or_default()
+            );
+        }
+        DatasetCommand::ImportMasterKey {
+            contract,
+            dataset: name,
+            master_key,
+            key_out,
+        } => {
+            let c = sealing::load_contract(contract)?;
+            let keys = sealing::import_master_key(&c, contract, name, master_key, key_out)?;
+            println!(
+                "master key of `{name}` written to {} as key {} (mode 0600); register it with `cleanroom-kbs put`",
+                key_out.display(),
+                keys.key.id_hex()
             );
         }
         DatasetCommand::Open {

@@ -107,54 +107,77 @@ pub(super) async fn load(
             .dataset(name)
             .expect("approval::check validated the inputs");
         let location = ds.location.get_ref();
-        let sealed = match data.read(location) {
-            Ok(b) => b,
-            Err(e) => return ctx.refuse(Step::Decrypt, name, e),
-        };
-        // The version its owner registered, or nothing (I2: the operator picks no version).
-        let unidentified = match super::keys::check_file_identity(name, ds.format, &sealed, file_id)
-        {
-            Ok(u) => u,
-            Err(e) => return ctx.refuse(Step::Decrypt, name, e),
-        };
-        let sealed_error = |source| FormatError::Sealed {
-            path: data.display(location).display().to_string(),
-            source,
-        };
-        if ds.format == DataFormat::File {
-            match stream::open(key, Some(name), &sealed) {
-                Ok(plain) => {
-                    if let Some(e) = unidentified {
+        let rows = match ds.format {
+            DataFormat::Parquet => {
+                // Scanned in place as the query runs: only the magic and the footer are read
+                // now (the identity and the row count are in them).
+                let (rows, identity) = match engine.register_parquet(ds, key, &data, location).await
+                {
+                    Ok(r) => r,
+                    Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                };
+                // The version its owner registered, or nothing (I2: the operator picks no
+                // version).
+                match super::keys::check_file_identity(name, ds.format, &identity, file_id) {
+                    Ok(None) => {}
+                    Ok(Some(e)) | Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                }
+                rows
+            }
+            DataFormat::Csv | DataFormat::Json => {
+                // Streamed into each scan: only the header is read now, then the whole input
+                // once, to count its rows and authenticate every segment.
+                let (input, header) = match engine.open_sealed_rows(ds, key, &data, location) {
+                    Ok(r) => r,
+                    Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                };
+                let unidentified =
+                    match super::keys::check_file_identity(name, ds.format, &header, file_id) {
+                        Ok(u) => u,
+                        Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                    };
+                let rows = match engine.register_sealed_rows(ds, input).await {
+                    Ok(r) => r,
+                    Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                };
+                if let Some(e) = unidentified {
+                    return ctx.refuse(Step::Decrypt, name, e);
+                }
+                rows
+            }
+            DataFormat::File => {
+                let sealed = match data.read(location) {
+                    Ok(b) => b,
+                    Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                };
+                let unidentified =
+                    match super::keys::check_file_identity(name, ds.format, &sealed, file_id) {
+                        Ok(u) => u,
+                        Err(e) => return ctx.refuse(Step::Decrypt, name, e),
+                    };
+                let plain = match stream::open(key, Some(name), &sealed) {
+                    Ok(p) => p,
+                    Err(source) => {
+                        let e = FormatError::Sealed {
+                            path: data.display(location).display().to_string(),
+                            source,
+                        };
                         return ctx.refuse(Step::Decrypt, name, e);
                     }
-                    ctx.ok(
-                        Step::Decrypt,
-                        name,
-                        Decision::Ok,
-                        &format!("file of {} bytes, for the module", plain.len()),
-                    )?;
-                    artifacts.insert(name.clone(), plain.to_vec());
-                    continue;
+                };
+                if let Some(e) = unidentified {
+                    return ctx.refuse(Step::Decrypt, name, e);
                 }
-                Err(source) => return ctx.refuse(Step::Decrypt, name, sealed_error(source)),
+                ctx.ok(
+                    Step::Decrypt,
+                    name,
+                    Decision::Ok,
+                    &format!("file of {} bytes, for the module", plain.len()),
+                )?;
+                artifacts.insert(name.clone(), plain.to_vec());
+                continue;
             }
-        }
-        let rows = match ds.format {
-            DataFormat::Parquet | DataFormat::File => {
-                engine.register_parquet(ds, key, sealed).await
-            }
-            DataFormat::Csv | DataFormat::Json => match stream::open(key, Some(name), &sealed) {
-                Ok(plain) => engine.register_rows(ds, &plain),
-                Err(source) => Err(sealed_error(source).into()),
-            },
         };
-        let rows = match rows {
-            Ok(r) => r,
-            Err(e) => return ctx.refuse(Step::Decrypt, name, e),
-        };
-        if let Some(e) = unidentified {
-            return ctx.refuse(Step::Decrypt, name, e);
-        }
         if let Err(min_rows) = check_min_rows(contract, name, rows) {
             return ctx.refuse(
                 Step::Precondition,

@@ -259,6 +259,7 @@ async fn stages(
     phases.push(("key release".into(), t.elapsed()));
     let t = std::time::Instant::now();
     let mut loaded = load::load(released, cfg, ctx).await?;
+    crate::failpoint::pause(crate::failpoint::INPUTS_LOADED);
     phases.push(("decrypt".into(), t.elapsed()));
     let t = std::time::Instant::now();
     let (guarded, tally) = match loaded.program() {
