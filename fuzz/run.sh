@@ -37,7 +37,7 @@ cd "$root"
 fuzz=fuzz
 all_targets=(contract_toml workload_toml cose_bytes cose_base64 snp_report snp_chain tdx_quote
   azure_hcl evidence_json evidence_parts sealed_stream output_envelope key_file file_identity
-  kbs_json jwe audit_log)
+  kbs_json jwe audit_log pme_key_material arrow_ipc)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 cap=${FUZZ_CORPUS_CAP:-300}
 budget=${FUZZ_CORPUS_BYTES:-524288}
@@ -71,7 +71,7 @@ dict_for() {
     contract_toml | workload_toml) echo "$fuzz/dict/toml.dict" ;;
     evidence_json) echo "$fuzz/dict/json.dict" ;;
     snp_chain | tdx_quote | evidence_parts) echo "$fuzz/dict/parts.dict" ;;
-    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log)
+    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log | pme_key_material)
       echo "$fuzz/dict/formats.dict" ;;
     *) echo "" ;;
   esac
@@ -83,7 +83,7 @@ dict_for() {
 # of MAX_SEGMENT_SIZE (16 MiB) + 16 bytes each, so anything above 64 MB is a finding.
 malloc_limit_for() {
   case $1 in
-    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log)
+    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log | pme_key_material | arrow_ipc)
       echo 64 ;;
     *) echo 2048 ;;
   esac

@@ -28,6 +28,7 @@ use cleanroom_formats::kbs_protocol::{
     AttestResult, Attestation, AuditHead, AuthExtra, AuthRequest, Challenge, ChallengeExtra,
     ErrorBody, GovernanceRequest, GovernanceResult, RuntimeData,
 };
+use cleanroom_formats::pme::LocalWrapKeys;
 use cleanroom_formats::stream::{self, DataKey, MAX_NAME_LEN, MAX_SEGMENT_SIZE};
 use cleanroom_formats::{StreamError, keyfile, keys};
 use cleanroom_policy::contract::DataFormat;
@@ -404,6 +405,29 @@ pub fn file_identity(data: &[u8]) {
             text.to_ascii_lowercase(),
             "identity text is canonical"
         );
+    }
+}
+
+// ------------------------------------------------------------------------ PME key material
+
+/// The master key the PME key material seeds are wrapped under, and its id.
+pub const PME_MASTER_ID: &str = "publisher-master";
+const PME_MASTER: [u8; 32] = [0x4d; 32];
+
+pub fn pme_keys() -> LocalWrapKeys {
+    LocalWrapKeys::new(PME_MASTER_ID, &PME_MASTER)
+}
+
+/// [`LocalWrapKeys::unwrap_data_key`] over a footer's or a column's key metadata (JSON key
+/// material with an LKW1-wrapped data key): the room reads the footer's before anything in
+/// the file is authenticated. Properties: an unwrapped data key is an AES key (16, 24 or
+/// 32 bytes), and wrapping it again under the same master key unwraps to the same key.
+pub fn pme_key_material(data: &[u8]) {
+    let keys = pme_keys();
+    if let Ok(dek) = keys.unwrap_data_key(data) {
+        assert!([16, 24, 32].contains(&dek.len()), "{} bytes", dek.len());
+        let again = keys.key_material(&dek, [0x11; 12], false);
+        assert_eq!(keys.unwrap_data_key(&again).as_deref(), Ok(&dek[..]));
     }
 }
 

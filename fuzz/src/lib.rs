@@ -15,3 +15,4 @@ pub mod attest;
 pub mod formats;
 pub mod parts;
 pub mod policy;
+pub mod tabular;

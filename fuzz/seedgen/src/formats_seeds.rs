@@ -713,6 +713,69 @@ fn envelope_seeds(corpus: &mut Corpus, entries: &[Entry]) {
     }
 }
 
+/// Arrow IPC streams as the host encodes tables (what a module's output looks like): every
+/// column type a contract declares, one and several batches, nulls, an empty table.
+fn ipc_seeds(corpus: &mut Corpus) {
+    const T: &str = "arrow_ipc";
+    let fixture =
+        std::fs::read_to_string(crate::fuzz_dir().join("fixtures/contract.toml")).unwrap();
+    let typed = fixture.replace(
+        r#"schema = [ { name = "user_id", type = "string" }, { name = "value", type = "float64" } ]"#,
+        r#"schema = [ { name = "user_id", type = "string" }, { name = "value", type = "float64" },
+  { name = "b", type = "binary" }, { name = "t", type = "bool" }, { name = "i8", type = "int8" },
+  { name = "u64", type = "uint64" }, { name = "f32", type = "float32" },
+  { name = "d", type = "decimal(7,2)" }, { name = "day", type = "date" },
+  { name = "at", type = "timestamp(ns, +05:30)" } ]"#,
+    );
+    assert_ne!(typed, fixture, "the fixture's conversions schema changed");
+    let contract = cleanroom_policy::Contract::parse(&typed, "fixture").unwrap();
+    let ds = contract.dataset("conversions").unwrap();
+    let rows = r#"{"user_id":"u1","value":1.5,"b":"00ff","t":true,"i8":-8,"u64":18446744073709551615,"f32":0.25,"d":"12345.67","day":"2026-03-01","at":"2026-03-01T12:00:00"}
+{"user_id":null,"value":null,"b":null,"t":null,"i8":null,"u64":null,"f32":null,"d":null,"day":null,"at":null}
+{"user_id":"u2","value":-2.5e10,"b":"","t":false,"i8":127,"u64":0,"f32":-1.0,"d":"-0.01","day":"1970-01-01","at":"1969-12-31T23:59:59.999999999+00:00"}
+"#;
+    let batches = cleanroom_formats::tabular::parse_rows(ds, rows.as_bytes()).unwrap();
+    let schema = batches[0].schema();
+    let one = cleanroom_formats::ipc::encode(&schema, &batches).unwrap();
+    let several =
+        cleanroom_formats::ipc::encode(&schema, &[batches[0].slice(0, 1), batches[0].slice(1, 2)])
+            .unwrap();
+    let empty = cleanroom_formats::ipc::encode(&schema, &[]).unwrap();
+    for (name, bytes) in [
+        ("typed-one-batch", one),
+        ("typed-two-batches", several),
+        ("typed-empty", empty),
+    ] {
+        let (s, b) = cleanroom_formats::ipc::decode(bytes.clone()).unwrap();
+        assert_eq!(s, schema);
+        assert_eq!(b.iter().map(|b| b.num_rows()).sum::<usize>() % 3, 0);
+        corpus.add(T, name, bytes);
+    }
+}
+
+fn pme_seeds(corpus: &mut Corpus) {
+    const T: &str = "pme_key_material";
+    let keys = f::pme_keys();
+    for (name, len, footer) in [
+        ("footer-16", 16, true),
+        ("column-24", 24, false),
+        ("column-32", 32, false),
+    ] {
+        let m = keys.key_material(&vec![0x2a; len], [0x0c; 12], footer);
+        assert_eq!(keys.unwrap_data_key(&m), Ok(vec![0x2a; len]));
+        corpus.add(T, name, m);
+    }
+    // A column under another master key (the room never holds it).
+    let other = cleanroom_formats::pme::LocalWrapKeys::new("publisher-private", &[0x50; 32]);
+    corpus.add(
+        T,
+        "other-master",
+        other.key_material(&[0x2a; 16], [0x0c; 12], false),
+    );
+    // The key id alone, as a file sealed by Cleanroom carries it.
+    corpus.add(T, "cleanroom-key-id", "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e");
+}
+
 pub fn formats_seeds(corpus: &mut Corpus) {
     let sealed = stream_seeds(corpus);
     identity_seeds(corpus, &sealed);
@@ -722,10 +785,12 @@ pub fn formats_seeds(corpus: &mut Corpus) {
     let jwe_json = jwe_seeds(corpus);
     kbs_seeds(corpus, &entries, &jwe_json);
     envelope_seeds(corpus, &entries);
+    pme_seeds(corpus);
+    ipc_seeds(corpus);
 
     // Every seed passes its target's entry function (the properties hold on them).
     type EntryFn = fn(&[u8]);
-    let targets: [(&str, EntryFn); 7] = [
+    let targets: [(&str, EntryFn); 9] = [
         ("sealed_stream", f::sealed_stream),
         ("output_envelope", f::output_envelope),
         ("key_file", f::key_file),
@@ -733,6 +798,8 @@ pub fn formats_seeds(corpus: &mut Corpus) {
         ("kbs_json", f::kbs_json),
         ("jwe", f::jwe),
         ("audit_log", f::audit_log),
+        ("pme_key_material", f::pme_key_material),
+        ("arrow_ipc", crate::tabular::arrow_ipc),
     ];
     for (target, entry) in targets {
         for bytes in corpus.0[target].values() {

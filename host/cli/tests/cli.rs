@@ -997,3 +997,61 @@ fn cli_measure_snp_reproduces_known_launch_digests() {
         assert!(out.contains(digest), "{features}: {out}");
     }
 }
+
+/// `dataset import-master-key` (an owner bringing a PyArrow-encrypted Parquet file): the
+/// key file it writes is the owner's only (0600); a dataset the contract gives no
+/// `key.master_key_id`, or a master key that is not 64 hex digits, is refused naming it.
+#[test]
+fn import_master_key_writes_a_private_key_file_and_refuses_what_does_not_fit() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+    for m in ["alice", "bob"] {
+        ok(&["member", "keygen", "--name", m, "--out", &p("keys")]);
+    }
+    let dataset = |name: &str, extra: &str| {
+        format!(
+            "[[datasets]]\nname = \"{name}\"\nowner = \"alice\"\nformat = \"parquet\"\nschema = [ {{ name = \"v\", type = \"int64\" }} ]\nallowed_fields = [\"v\"]\nlocation = \"{name}.sealed\"\nkey = {{ broker = \"http://127.0.0.1:1\", resource = \"alice/dataset/{name}\"{extra} }}\n"
+        )
+    };
+    let body = format!(
+        "{}{}[outputs]\nrecipients = [\"bob\"]\n",
+        dataset("brought", ", master_key_id = \"alice-master\""),
+        dataset("sealed", "")
+    );
+    write_signed_contract(d.path(), "import-master-key", &body);
+    std::fs::write(p("master.hex"), "ab".repeat(32)).unwrap();
+    std::fs::write(p("short.hex"), "ab".repeat(16)).unwrap();
+    let import = |dataset: &str, key: &str, out: &str| {
+        cleanroom(&[
+            "dataset",
+            "import-master-key",
+            "--contract",
+            &p("room/contract.toml"),
+            "--dataset",
+            dataset,
+            "--master-key",
+            &p(key),
+            "--key-out",
+            &p(out),
+        ])
+    };
+    let o = import("brought", "master.hex", "brought.key");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mode = std::fs::metadata(p("brought.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_clean_failure(
+        &import("sealed", "master.hex", "sealed.key"),
+        2,
+        "has no key.master_key_id",
+    );
+    assert_clean_failure(
+        &import("brought", "short.hex", "short.key"),
+        2,
+        "64 hexadecimal digits",
+    );
+    assert!(!Path::new(&p("sealed.key")).exists() && !Path::new(&p("short.key")).exists());
+}

@@ -19,8 +19,9 @@
 //!   [`audit::Decision`]).
 //! - [`load`]: contracts, workloads and signed messages as members hand them around.
 //! - [`fsutil`]: cap-std directory handles and atomic commits; [`clock`]: the wall clock.
-//! - [`tabular`], [`parquet`] (feature `tabular`): Arrow schemas of contract datasets, CSV /
-//!   JSON parsing, Parquet Modular Encryption.
+//! - [`tabular`], [`parquet`], [`ipc`] (feature `tabular`): Arrow schemas of contract
+//!   datasets, CSV / JSON parsing, Parquet Modular Encryption, Arrow IPC to and from modules; [`pme`]: the key material of PME files written
+//!   by PyArrow's or Spark's key tools (parquet-mr local wrapping).
 //! - [`error`]: the errors, [`FormatError`], and [`ErrorClass`], the one map from any error of ours to an
 //!   exit code and an HTTP status.
 
@@ -32,6 +33,8 @@ pub mod fsutil;
 #[cfg(feature = "https")]
 pub mod https;
 pub mod identity;
+#[cfg(feature = "tabular")]
+pub mod ipc;
 pub mod jwe;
 pub mod kbs_protocol;
 pub mod keyfile;
@@ -39,6 +42,7 @@ pub mod keys;
 pub mod load;
 #[cfg(feature = "tabular")]
 pub mod parquet;
+pub mod pme;
 pub mod room_protocol;
 pub mod stream;
 #[cfg(feature = "tabular")]

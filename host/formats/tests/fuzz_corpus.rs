@@ -17,6 +17,11 @@ mod replay;
 use replay::{corpus, regressions};
 
 #[test]
+fn pme_key_material_corpus() {
+    corpus("pme_key_material", entry::pme_key_material);
+}
+
+#[test]
 fn sealed_stream_corpus() {
     corpus("sealed_stream", entry::sealed_stream);
 }
