@@ -1688,26 +1688,6 @@ async fn a_query_needing_more_than_the_memory_pool_is_refused_naming_the_limit()
     room.stop().await;
 }
 
-/// Whether `python3` can import every module of `modules`; under CI (`CI` set) a missing one
-/// fails the test instead (.ci/run installs them).
-fn python_has(modules: &[&str]) -> bool {
-    let ok = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!("import {}", modules.join(", ")))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let msg = format!(
-            "python3 with {} is not available: `python3 -m pip install {}` (.ci/run does)",
-            modules.join(", "),
-            modules.join(" ")
-        );
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("skipped: {msg}");
-    }
-    ok
-}
-
 /// Issue 12, acceptance 4: an owner who already writes Parquet Modular Encryption with
 /// PyArrow's standard API (CryptoFactory, internal key material, parquet-mr local wrapping)
 /// imports its master key (`dataset import-master-key`), registers it and the file's
@@ -1717,7 +1697,7 @@ fn python_has(modules: &[&str]) -> bool {
 /// under another master key the room never has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parquet_file_written_by_pyarrow_is_read_as_written_and_a_flipped_byte_refuses_it() {
-    if !python_has(&["pyarrow", "cryptography"]) {
+    if !common::python_has(&["pyarrow", "cryptography"]) {
         return;
     }
     let reference = Room::new(Spec::default()).await;

@@ -643,13 +643,7 @@ fn output_test_vectors_open_as_documented() {
 #[test]
 fn output_opens_with_python_following_the_format_doc() {
     let root = cleanroom_cli::guest_build::source_root();
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import pyhpke, cryptography"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let msg = "python3 with pyhpke and cryptography is not available: `python3 -m pip install pyhpke cryptography` (.ci/run does)";
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("SKIPPED output_opens_with_python_following_the_format_doc: {msg}");
+    if !common::python_has(&["pyhpke", "cryptography"]) {
         return;
     }
     let out = std::process::Command::new("python3")

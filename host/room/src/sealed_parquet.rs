@@ -371,7 +371,7 @@ impl ObjectStore for SealedStore {
         let pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
         let found: Vec<object_store::Result<ObjectMeta>> = pinned
             .iter()
-            .filter(|(loc, _)| prefix.is_none_or(|pre| loc.prefix_matches(pre) || *loc == pre))
+            .filter(|(loc, _)| prefix.is_none_or(|pre| loc.prefix_matches(pre)))
             .map(|(loc, p)| Ok(Self::meta(loc, p)))
             .collect();
         futures::stream::iter(found).boxed()

@@ -394,3 +394,23 @@ impl Room {
         }
     }
 }
+
+/// Whether `python3` can import every module of `modules`; under CI (`CI` set) a missing one
+/// fails the test instead (.ci/run installs them).
+pub fn python_has(modules: &[&str]) -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = format!(
+            "python3 with {} is not available: `python3 -m pip install {}` (.ci/run does)",
+            modules.join(", "),
+            modules.join(" ")
+        );
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("skipped: {msg}");
+    }
+    ok
+}
