@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::{Room, Spec, member_dir};
 use cleanroom_cli::broker_client::GovernanceError;
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_formats::kbs_protocol::{
@@ -23,7 +22,6 @@ use cleanroom_kbs::store::{MasterKey, Store};
 use cleanroom_kbs::tls::TlsIdentity;
 use cleanroom_room::RoomError;
 use cleanroom_room::attestation::{self, EvidenceSource, SimSource};
-use common::{Room, Spec, member_dir};
 
 const IMP: &str = "data/impressions.parquet.sealed";
 const CONV: &str = "data/conversions.csv.sealed";

@@ -5,10 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 
+use crate::common::{Room, Spec as RoomSpec};
 use cleanroom_cli::demo;
 use cleanroom_formats::audit::{Decision, Entry, Step, spent_micros};
 use cleanroom_formats::kbs_protocol::RefusalKind;
@@ -18,7 +19,6 @@ use cleanroom_room::RoomError;
 use cleanroom_room::dp::{self, Contributions, DpQuery, Spec};
 use cleanroom_room::engine::Engine;
 use cleanroom_room::error::DpRefusal;
-use common::{Room, Spec as RoomSpec};
 
 /// The demo's contract, with a dp budget on the conversions too (`value` bounded to
 /// [0, 100]).

@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
+use crate::common::{Room, Spec};
 use cleanroom_attest::AttestError;
 use cleanroom_cli::broker_client::GovernanceError;
 use cleanroom_cli::error::MemberError;
@@ -17,7 +18,6 @@ use cleanroom_policy::PolicyError;
 use cleanroom_room::attestation::{self, SimSource};
 use cleanroom_room::error::{DpRefusal, GuardRefusal, QueryRefusal, RoomError};
 use cleanroom_room::sandbox::SandboxError;
-use common::{Room, Spec};
 use std::collections::BTreeMap;
 
 fn flip_byte(path: &std::path::Path, at: usize) {

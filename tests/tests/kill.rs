@@ -8,14 +8,14 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Instant;
 
+use crate::common::{Room, Spec};
 use cleanroom_formats::audit::{self, Decision, Entry, Step};
-use common::{Room, Spec};
 use rand::{Rng, SeedableRng};
 
 /// The names in the room's outputs directory.

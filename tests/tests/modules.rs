@@ -5,19 +5,19 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use cleanroom_cli::error::MemberError;
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_kbs::commands as kbs_cmd;
 use std::collections::BTreeMap;
 
+use crate::common::{Room, Spec, member_dir};
 use cleanroom_formats::audit::Entry;
 use cleanroom_policy::PolicyError;
 use cleanroom_room::RoomError;
 use cleanroom_room::error::GuardRefusal;
 use cleanroom_room::sandbox::SandboxError;
-use common::{Room, Spec, member_dir};
 
 /// Store `bytes` as the room's module and make `body` (with `module_digest` added) the
 /// room's workload. Returns the digest.

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
+use crate::common::{Room, Spec};
 use cleanroom_cli::demo;
 use cleanroom_formats::audit::Step;
 use cleanroom_kbs::events::EventKind;
@@ -16,7 +17,6 @@ use cleanroom_room::RoomError;
 use cleanroom_room::engine::Engine;
 use cleanroom_room::error::{QueryRefusal, RuleViolation};
 use cleanroom_room::rules::Destination;
-use common::{Room, Spec};
 
 /// The demo's contract (roles and privacy units as the demo declares them), parsed.
 fn demo_contract() -> Contract {

@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::common::{Room, Spec, member_dir};
 use cleanroom_attest::{AttestError, EvidenceBundle};
 use cleanroom_formats::audit::{Entry, Step, ZERO};
 use cleanroom_formats::envelope::{self, ContentHeader, ContentKind, OutputHeader};
@@ -19,7 +20,6 @@ use cleanroom_verify::VerifyError;
 use cleanroom_verify::audit::{AuditError, verify_against_evidence, verify_bytes};
 use cleanroom_verify::evidence::{EvidenceError, verify_host_evidence};
 use cleanroom_verify::output::{OutputError, open_verified};
-use common::{Room, Spec, member_dir};
 use p384::ecdsa::SigningKey;
 use p384::ecdsa::signature::Signer;
 

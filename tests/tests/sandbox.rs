@@ -4,7 +4,7 @@
 //!
 //! The guests are built from source on first use (`cargo build --release --target
 //! wasm32-wasip2` in guests/, incremental), so `cargo test -p cleanroom-tests --test
-//! sandbox` always tests the current sources.
+//! scenarios sandbox::` always tests the current sources.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

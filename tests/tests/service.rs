@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use crate::common::{Room, Spec, member_dir};
 use cleanroom_cli::room_client::{RoomClient, RoomClientError, nonce};
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_formats::room_protocol::{RoomRefusalKind, RunState};
@@ -19,7 +20,6 @@ use cleanroom_policy::message::{MessageType, SignedMessage};
 use cleanroom_policy::request::{OutputFetchPayload, RunRequestPayload};
 use cleanroom_room::service::ServiceError;
 use cleanroom_verify::evidence::EvidenceError;
-use common::{Room, Spec, member_dir};
 
 /// `cleanroom-room serve` on a free port of 127.0.0.1, killed when dropped.
 struct Service {
