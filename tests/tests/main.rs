@@ -7,6 +7,7 @@
 mod common;
 
 mod architecture;
+mod bench;
 mod broker_attacks;
 mod dp;
 mod e2e;

@@ -78,6 +78,8 @@ pub enum Command {
     Attest(cleanroom_verify::commands::attest::AttestArgs),
     /// Print reference measurements a contract lists.
     Measure(commands::measure::MeasureArgs),
+    /// Measure the clean-room path against plain DataFusion and DuckDB (TPC-H).
+    Bench(crate::bench::BenchArgs),
     /// Run a full two-party demo on this machine (simulated attestation, INSECURE): two
     /// members, two key brokers on 127.0.0.1, sealed data, a guarded query, sealed output,
     /// audit verification. Everything it makes stays in --dir.
@@ -107,6 +109,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Module(a) => commands::module::run(a),
         Command::Attest(a) => cleanroom_verify::commands::attest::run(a),
         Command::Measure(a) => commands::measure::run(a),
+        Command::Bench(a) => crate::bench::run(a),
         Command::Demo { dir, impressions } => crate::demo::run(dir, *impressions),
     }
 }

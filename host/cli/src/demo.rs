@@ -23,8 +23,6 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256, Sha384};
 
 use crate::commands::{contract as contract_cmd, workload as workload_cmd};
-use cleanroom_kbs::store::{MasterKey, Store};
-use cleanroom_kbs::tls::TlsIdentity;
 use cleanroom_room::attestation::SimSource;
 
 use crate::processes::{BrokerProcess, room_binary, run_room as run_workload};
@@ -797,20 +795,7 @@ pub async fn scenario(
     )?;
     let mut brokers = Vec::new();
     for (name, d) in [("publisher", &pubd), ("advertiser", &advd)] {
-        let mk = MasterKey::generate();
-        fsutil::write_file_atomic(
-            &d.join("kbs.master-key"),
-            mk.to_file_text().as_bytes(),
-            FileMode::Secret,
-        )?;
-        let db = d.join("kbs.db");
-        drop(Store::init(&db, mk)?);
-        // What `cleanroom kbs init` writes beside the database.
-        TlsIdentity::generate()?.write(
-            &cleanroom_kbs::tls::default_cert_path(&db),
-            &cleanroom_kbs::tls::default_key_path(&db),
-        )?;
-        let b = BrokerProcess::start(&db, &d.join("kbs.master-key"))?;
+        let b = BrokerProcess::init_and_start(d)?;
         writeln!(
             out,
             "    {name}'s broker (cleanroom-kbs, its own process): {} (key SPKI SHA-256 {})",

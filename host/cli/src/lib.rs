@@ -19,6 +19,7 @@
 //! - [`room_client`]: a member's client of a room service: evidence verified, TLS pinned
 //!   to the attested key, signed requests.
 
+pub mod bench;
 pub mod broker_client;
 pub mod cli;
 pub mod commands;

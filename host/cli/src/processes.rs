@@ -94,6 +94,23 @@ impl BrokerProcess {
         Self::start_on(db, master_key, "127.0.0.1:0")
     }
 
+    /// What `cleanroom kbs init` and `kbs serve` do for a new owner, in `dir`: a master key
+    /// (`kbs.master-key`), an empty store (`kbs.db`), a TLS identity beside it, and the
+    /// broker started on a free port of 127.0.0.1.
+    pub fn init_and_start(dir: &Path) -> anyhow::Result<Self> {
+        use cleanroom_formats::fsutil::{self, FileMode};
+        let master = dir.join("kbs.master-key");
+        let mk = cleanroom_kbs::store::MasterKey::generate();
+        fsutil::write_file_atomic(&master, mk.to_file_text().as_bytes(), FileMode::Secret)?;
+        let db = dir.join("kbs.db");
+        drop(cleanroom_kbs::store::Store::init(&db, mk)?);
+        cleanroom_kbs::tls::TlsIdentity::generate()?.write(
+            &cleanroom_kbs::tls::default_cert_path(&db),
+            &cleanroom_kbs::tls::default_key_path(&db),
+        )?;
+        Self::start(&db, &master)
+    }
+
     /// [`BrokerProcess::start`] on address `listen` (e.g. to restart a broker where its
     /// contract says it is).
     pub fn start_on(db: &Path, master_key: &Path, listen: &str) -> anyhow::Result<Self> {

@@ -37,6 +37,23 @@ pub fn write_encrypted(
     schema: SchemaRef,
     batches: impl IntoIterator<Item = RecordBatch>,
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let mut w = encrypted_writer(Vec::new(), keys, allowed, dataset, schema)?;
+    for b in batches {
+        w.write(&b)?;
+    }
+    w.into_inner()
+}
+
+/// A writer of an encrypted Parquet file into `sink`, keyed as [`write_encrypted`] keys it,
+/// for a file too large to hold in memory: write batches, then `into_inner` (or `close`)
+/// writes the encrypted footer.
+pub fn encrypted_writer<W: std::io::Write + Send>(
+    sink: W,
+    keys: &DatasetKeys,
+    allowed: &[String],
+    dataset: &str,
+    schema: SchemaRef,
+) -> Result<ArrowWriter<W>, parquet::errors::ParquetError> {
     let key = &keys.key;
     let mut enc = FileEncryptionProperties::builder(key.key_bytes().to_vec())
         .with_footer_key_metadata(key.id_hex().into_bytes())
@@ -73,13 +90,7 @@ pub fn write_encrypted(
     let props = WriterProperties::builder()
         .with_file_encryption_properties(enc)
         .build();
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props))?;
-    for b in batches {
-        w.write(&b)?;
-    }
-    w.close()?;
-    Ok(out)
+    ArrowWriter::try_new(sink, schema, Some(props))
 }
 
 /// Read an encrypted Parquet file in memory with every key of `keys` (for `dataset open`,

@@ -169,6 +169,32 @@ pub async fn fetch_key(
     req: &KeyRequest<'_>,
     evidence: &dyn EvidenceSource,
 ) -> Result<Released> {
+    let session = attest(client, req, evidence).await?;
+    release(client, &session, req).await
+}
+
+/// An attested session at one broker: the broker released nothing yet, but will release
+/// the key of any resource of the attested workload's inputs it holds, encrypted to the
+/// session's TEE key (which never leaves this process). One session serves every input
+/// the run needs from that broker.
+pub struct Session {
+    cookie: String,
+    tee_key: SecretKey,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session { .. }")
+    }
+}
+
+/// `auth` then `attest`: fresh evidence binding the broker's nonce, a new TEE key, the
+/// workload, its approvals and the audit head of `req`. A refusal names `req.resource`.
+pub async fn attest(
+    client: &BrokerClient,
+    req: &KeyRequest<'_>,
+    evidence: &dyn EvidenceSource,
+) -> Result<Session> {
     let base = client.base();
     let http = &client.http;
     let resp = auth(client, req.contract_digest, evidence.platform()).await?;
@@ -215,9 +241,24 @@ pub async fn fetch_key(
     if !resp.status().is_success() {
         return Err(refusal(req, resp).await);
     }
-    let resp = http
-        .get(format!("{base}/kbs/v0/resource/{}", req.resource))
-        .header(reqwest::header::COOKIE, &cookie)
+    Ok(Session { cookie, tee_key })
+}
+
+/// `GET resource` in an attested `session`: the key of `req.resource` with the identity of
+/// its sealed file, decrypted with the session's TEE key.
+pub async fn release(
+    client: &BrokerClient,
+    session: &Session,
+    req: &KeyRequest<'_>,
+) -> Result<Released> {
+    let resp = client
+        .http
+        .get(format!(
+            "{}/kbs/v0/resource/{}",
+            client.base(),
+            req.resource
+        ))
+        .header(reqwest::header::COOKIE, &session.cookie)
         .send()
         .await
         .map_err(|e| client.failed(e))?;
@@ -225,6 +266,6 @@ pub async fn fetch_key(
         return Err(refusal(req, resp).await);
     }
     let jwe: Jwe = resp.json().await.map_err(|e| client.failed(e))?;
-    let plain = jwe::decrypt(&tee_key, &jwe).map_err(|e| client.failed(e))?;
+    let plain = jwe::decrypt(&session.tee_key, &jwe).map_err(|e| client.failed(e))?;
     Ok(keyfile::released_from_json(&plain, req.resource)?)
 }

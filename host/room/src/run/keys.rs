@@ -1,7 +1,8 @@
 //! Stage 3, keys: each input's key from its owner's broker (TLS pinned to the broker key
 //! the contract names), over the KBS protocol with fresh evidence binding the broker's
 //! nonce, the approvals and the audit log's head (with the entries proving it extends the
-//! head the broker saw). Each key comes with the identity of the sealed file its owner
+//! head the broker saw). The room attests once per broker and run; the broker releases
+//! each input it holds in that session. Each key comes with the identity of the sealed file its owner
 //! registered; [`check_file_identity`] holds the file the room reads to it.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use cleanroom_policy::message::SignedMessage;
 
 use super::{Attested, Ctx, RunConfig};
 use crate::error::{Result, RoomError};
-use crate::kbs_client::{self, BrokerClient, KeyRequest};
+use crate::kbs_client::{self, BrokerClient, KeyRequest, Session};
 
 /// An attested run holding every input's key. Only [`request`] makes one.
 #[derive(Debug)]
@@ -50,32 +51,51 @@ pub(super) async fn request(
         .map(SignedMessage::to_base64)
         .collect();
     let mut keys = Vec::new();
+    // One attested session per broker (and pin): the first input it holds opens it, bound
+    // to the audit head at that moment; the broker releases each further input's key in it.
+    let mut sessions: Vec<(&str, Option<&str>, BrokerClient, Session)> = Vec::new();
     for input in &workload.inputs {
         let ds: &Dataset = contract
             .dataset(input)
             .expect("approval::check validated the inputs");
         let subject = format!("{input} @ {}", ds.key.broker.get_ref());
-        let (seq, hash) = ctx.anchor();
         let broker = ds.key.broker.get_ref();
         let pin = ds
             .key
             .broker_spki_sha256
             .as_ref()
             .map(|p| p.get_ref().as_str());
-        let fetched = match BrokerClient::new(broker, pin, Duration::from_secs(30)) {
-            Ok(client) => {
-                let req = KeyRequest {
-                    broker,
-                    resource: ds.key.resource.get_ref(),
-                    contract_digest: &digest,
-                    workload_json: &workload_json,
-                    approvals: &approvals_b64,
-                    audit_head: (seq, &hash),
-                    audit_log: ctx.entries(),
-                };
-                kbs_client::fetch_key(&client, &req, cfg.evidence.as_ref()).await
+        let (seq, hash) = ctx.anchor();
+        let req = KeyRequest {
+            broker,
+            resource: ds.key.resource.get_ref(),
+            contract_digest: &digest,
+            workload_json: &workload_json,
+            approvals: &approvals_b64,
+            audit_head: (seq, &hash),
+            audit_log: ctx.entries(),
+        };
+        let open = sessions
+            .iter()
+            .position(|(b, p, ..)| *b == broker.as_str() && *p == pin);
+        let fetched = match open {
+            Some(i) => {
+                let (.., client, session) = &sessions[i];
+                kbs_client::release(client, session, &req).await
             }
-            Err(e) => Err(e),
+            None => match BrokerClient::new(broker, pin, Duration::from_secs(30)) {
+                Ok(client) => {
+                    match kbs_client::attest(&client, &req, cfg.evidence.as_ref()).await {
+                        Ok(session) => {
+                            let released = kbs_client::release(&client, &session, &req).await;
+                            sessions.push((broker.as_str(), pin, client, session));
+                            released
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            },
         };
         let released = match fetched {
             Ok(r) => r,

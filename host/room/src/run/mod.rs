@@ -115,6 +115,10 @@ pub struct RunReport {
     pub input_rows: Vec<(String, u64)>,
     pub recipients: Vec<String>,
     pub insecure: bool,
+    /// Wall time of each stage, in order: `audit log` (open, recover), `admit` (signatures,
+    /// approvals, the query rules on empty views), `attest` (the room's own evidence), `key
+    /// release` (the brokers), `decrypt` (registering the inputs), `query` or `module`,
+    /// `guard`, `seal`, `checkpoint` (the signed end of the run's log).
     pub phases: Vec<(String, Duration)>,
 }
 
@@ -208,10 +212,12 @@ impl Ctx<'_, '_> {
 /// Run the workload. On refusal, the error is returned after its audit entry is committed;
 /// the run's checkpoint is signed either way.
 pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
+    let t = std::time::Instant::now();
     let room = Root::open_or_create(&cfg.room_dir)?;
     let run_id = new_run_id();
     let mut audit = AuditLog::open(&room, Some(run_id.clone()))?;
     audit.recover_outputs()?;
+    let opened = t.elapsed();
     let identity = SigningKey::random(&mut rand::rngs::OsRng);
     let mut insecure = cfg.evidence.platform() == cleanroom_attest::Platform::Sim;
     let result = {
@@ -222,8 +228,14 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         };
         stages(cfg, &room, &run_id, &identity, &mut insecure, &mut ctx).await
     };
+    let t = std::time::Instant::now();
     audit.checkpoint(&identity, insecure)?;
-    result
+    let checkpoint = t.elapsed();
+    result.map(|mut r| {
+        r.phases.insert(0, ("audit log".into(), opened));
+        r.phases.push(("checkpoint".into(), checkpoint));
+        r
+    })
 }
 
 /// A run a member cancelled stops here, audited, before any key or before it seals.
@@ -249,12 +261,16 @@ async fn stages(
     ctx: &mut Ctx<'_, '_>,
 ) -> Result<RunReport> {
     let mut phases = Vec::new();
+    let t = std::time::Instant::now();
     check_not_cancelled(cfg, run_id, ctx)?;
     let admitted = admit::admit(cfg, ctx)?;
     sql::check_before_keys(&admitted, ctx).await?;
+    phases.push(("admit".into(), t.elapsed()));
     let t = std::time::Instant::now();
     let attested = attest::attest(admitted, cfg, room, run_id, identity, ctx)?;
     *insecure = attested.insecure();
+    phases.push(("attest".into(), t.elapsed()));
+    let t = std::time::Instant::now();
     let released = keys::request(attested, cfg, ctx).await?;
     phases.push(("key release".into(), t.elapsed()));
     let t = std::time::Instant::now();
