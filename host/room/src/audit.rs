@@ -9,7 +9,7 @@
 
 use cleanroom_formats::audit::{self as format, Decision, Entry, LOG_FILE, Step, ZERO};
 use cleanroom_formats::fsutil::Root;
-use cleanroom_verify::audit::verify_entries;
+use cleanroom_verify::audit::verify_chain;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 
@@ -49,7 +49,7 @@ impl<'r> AuditLog<'r> {
                 text.truncate(cut);
             }
             let entries = format::parse(&text).map_err(|e| broken(e.into()))?;
-            verify_entries(&entries).map_err(broken)?;
+            verify_chain(&entries).map_err(broken)?;
             if torn.is_some() {
                 root.truncate(LOG_FILE, text.len() as u64)?;
             }
@@ -322,6 +322,55 @@ mod tests {
         assert!(matches!(
             verify_bytes(edited.as_bytes()),
             Err(AuditError::HashMismatch { seq: 0 })
+        ));
+    }
+
+    #[test]
+    fn the_room_does_not_append_to_an_edited_log() {
+        let d = tempfile::tempdir().unwrap();
+        let l = lines(&log_with_entries(d.path()));
+        let edited = format!("{}\n", l.join("\n")).replacen("\"granted\"", "\"refused\"", 1);
+        std::fs::write(d.path().join(LOG_FILE), edited).unwrap();
+        let root = Root::open(d.path()).unwrap();
+        let err = AuditLog::open(&root, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RoomError::AuditBroken {
+                    source: AuditError::HashMismatch { seq: 0 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    /// The room checks its log's chain when it opens it, not the checkpoints' signatures: the
+    /// operator could re-sign a forgery with a key of his own. The auditor's verification
+    /// refuses the forgery (and, with the evidence, a re-signed one; tests/tests/provenance.rs).
+    #[test]
+    fn a_rehashed_forgery_is_refused_by_the_auditor_not_at_open() {
+        let d = tempfile::tempdir().unwrap();
+        let l = lines(&log_with_entries(d.path()));
+        let mut entries: Vec<Entry> = l.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
+        entries[0].decision = Decision::Refused;
+        let mut prev = ZERO.to_string();
+        for e in &mut entries {
+            e.prev = prev.clone();
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+        }
+        let text: Vec<String> = entries
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let forged = format!("{}\n", text.join("\n"));
+        std::fs::write(d.path().join(LOG_FILE), &forged).unwrap();
+        let root = Root::open(d.path()).unwrap();
+        assert_eq!(AuditLog::open(&root, None).unwrap().entries().len(), 4);
+        assert!(matches!(
+            verify_bytes(forged.as_bytes()),
+            Err(AuditError::CheckpointSignatureInvalid { seq: 3 })
         ));
     }
 

@@ -78,12 +78,16 @@ pub struct Summary {
     pub unsigned_tail: u64,
 }
 
-/// Verify parsed entries: sequence, links, hashes, checkpoint signatures.
-pub fn verify_entries(entries: &[Entry]) -> Result<Summary, AuditError> {
+/// The chain of parsed entries: sequence numbers, links, each entry's hash, and a key and
+/// a signature on every checkpoint; not the signatures themselves. Returns the head hash.
+///
+/// What the room checks when it opens its own log before appending: the operator, who
+/// owns the disk, can re-sign a rewritten checkpoint with a key of his own, so checking the
+/// signatures there would stop nothing he can do; binding each checkpoint's key to its
+/// run's evidence does ([`verify_against_evidence`], `audit verify --evidence`), and the
+/// brokers refuse a log that does not extend the head they saw.
+pub fn verify_chain(entries: &[Entry]) -> Result<String, AuditError> {
     let mut prev = ZERO.to_string();
-    let mut checkpoints = 0;
-    let mut insecure = 0;
-    let mut last_cp = None;
     for (i, e) in entries.iter().enumerate() {
         let seq = i as u64;
         if e.seq != seq {
@@ -95,34 +99,47 @@ pub fn verify_entries(entries: &[Entry]) -> Result<Summary, AuditError> {
         if e.compute_hash() != e.hash {
             return Err(AuditError::HashMismatch { seq });
         }
-        if e.event == Step::Checkpoint {
-            let (Some(k), Some(s)) = (&e.host_key, &e.signature) else {
-                return Err(AuditError::CheckpointUnsigned { seq });
-            };
-            let key = hex::decode(k)
-                .ok()
-                .and_then(|b| VerifyingKey::from_sec1_bytes(&b).ok())
-                .ok_or(AuditError::CheckpointMalformed { seq })?;
-            let sig = hex::decode(s)
-                .ok()
-                .and_then(|b| Signature::from_slice(&b).ok())
-                .ok_or(AuditError::CheckpointMalformed { seq })?;
-            key.verify(&e.checkpoint_message(), &sig)
-                .map_err(|_| AuditError::CheckpointSignatureInvalid { seq })?;
-            checkpoints += 1;
-            if e.insecure != Some(false) {
-                insecure += 1;
-            }
-            last_cp = Some(seq);
+        if e.event == Step::Checkpoint && (e.host_key.is_none() || e.signature.is_none()) {
+            return Err(AuditError::CheckpointUnsigned { seq });
         }
         prev = e.hash.clone();
+    }
+    Ok(prev)
+}
+
+/// Verify parsed entries: the chain ([`verify_chain`]), then every checkpoint's signature.
+pub fn verify_entries(entries: &[Entry]) -> Result<Summary, AuditError> {
+    let head = verify_chain(entries)?;
+    let mut checkpoints = 0;
+    let mut insecure = 0;
+    let mut last_cp = None;
+    for e in entries.iter().filter(|e| e.event == Step::Checkpoint) {
+        let seq = e.seq;
+        let (Some(k), Some(s)) = (&e.host_key, &e.signature) else {
+            return Err(AuditError::CheckpointUnsigned { seq });
+        };
+        let key = hex::decode(k)
+            .ok()
+            .and_then(|b| VerifyingKey::from_sec1_bytes(&b).ok())
+            .ok_or(AuditError::CheckpointMalformed { seq })?;
+        let sig = hex::decode(s)
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .ok_or(AuditError::CheckpointMalformed { seq })?;
+        key.verify(&e.checkpoint_message(), &sig)
+            .map_err(|_| AuditError::CheckpointSignatureInvalid { seq })?;
+        checkpoints += 1;
+        if e.insecure != Some(false) {
+            insecure += 1;
+        }
+        last_cp = Some(seq);
     }
     let n = entries.len() as u64;
     Ok(Summary {
         entries: n,
         checkpoints,
         insecure_checkpoints: insecure,
-        head: prev,
+        head,
         unsigned_tail: match last_cp {
             Some(c) => n - c - 1,
             None => n,
