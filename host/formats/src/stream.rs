@@ -14,9 +14,8 @@
 
 use std::io::{Read, Write};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -73,8 +72,10 @@ impl DataKey {
         hex::encode(self.id)
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(self.key.as_ref()).expect("32-byte key")
+    /// The bulk AEAD of the sealed stream: ring's AES-256-GCM (hardware AES and carry-less
+    /// multiplication in assembly; docs/PERFORMANCE.md compares it with openssl).
+    fn cipher(&self) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, self.key.as_ref()).expect("32-byte key"))
     }
 }
 
@@ -184,16 +185,16 @@ pub fn seal(
             0
         };
         let last = next_len == 0;
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce(&nonce_prefix, counter, last)),
-                Payload {
-                    msg: &cur[..cur_len],
-                    aad: &aad,
-                },
+        // In place: `cur` holds this segment's plaintext and is overwritten with ciphertext.
+        let tag = cipher
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce(&nonce_prefix, counter, last)),
+                Aad::from(aad.as_slice()),
+                &mut cur[..cur_len],
             )
             .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
-        out.write_all(&ct)?;
+        out.write_all(&cur[..cur_len])?;
+        out.write_all(tag.as_ref())?;
         total += cur_len as u64;
         if last {
             return Ok(total);
@@ -300,28 +301,36 @@ pub fn open_into(
             0
         };
         let last = next_len == 0;
-        let dec = |last: bool| {
-            cipher.decrypt(
-                Nonce::from_slice(&nonce(&header.nonce_prefix, counter, last)),
-                Payload {
-                    msg: &cur[..cur_len],
-                    aad: &aad,
-                },
-            )
+        // Decrypted in place; a failed open leaves the buffer unspecified, so the final
+        // segment (the only one tried twice) is opened in a copy.
+        let open = |buf: &mut [u8], last: bool| {
+            cipher
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce(&header.nonce_prefix, counter, last)),
+                    Aad::from(aad.as_slice()),
+                    buf,
+                )
+                .map(|pt| pt.len())
         };
-        match dec(last) {
-            Ok(pt) => {
-                let pt = Zeroizing::new(pt);
-                sink(&pt)?;
-            }
+        let mut last_copy = Zeroizing::new(Vec::new());
+        let buf: &mut [u8] = if last {
+            last_copy.extend_from_slice(&cur[..cur_len]);
+            &mut last_copy
+        } else {
+            &mut cur[..cur_len]
+        };
+        match open(buf, last) {
+            Ok(n) => sink(&buf[..n])?,
             Err(_) => {
                 // A full segment sealed as non-final, followed by nothing: the tail was cut.
-                if last && dec(false).is_ok() {
+                if last && open(&mut cur[..cur_len], false).is_ok() {
                     return Err(StreamError::Truncated { after: counter });
                 }
                 return Err(StreamError::SegmentAuthFailed { index: counter });
             }
         }
+        // The plaintext left in `cur` (a non-final segment) is not kept past this point.
+        zeroize::Zeroize::zeroize(&mut cur[..cur_len]);
         if last {
             return Ok(header);
         }
