@@ -46,6 +46,7 @@ async fn tpch_at_sf_0_01_runs_every_query_and_what_the_room_releases_equals_data
         out: dir.path().join("bench"),
         memory_limit: cleanroom_room::engine::DEFAULT_MEMORY_LIMIT,
         duckdb: true,
+        key_releases: 10,
     };
     let mut out = Vec::new();
     let report = tpch::run(&opts, &mut out).await.unwrap();
@@ -87,6 +88,13 @@ async fn tpch_at_sf_0_01_runs_every_query_and_what_the_room_releases_equals_data
         }
     }
     assert!(report.geomean_ratio.is_some());
+    // Key releases were measured against the same broker: every one succeeded (an error
+    // would have failed the run), so there are figures.
+    let k = report.key_release.as_ref().unwrap();
+    assert!(
+        k.p50_ms > 0.0 && k.p99_ms >= k.p50_ms && k.per_second > 0.0,
+        "{k:?}"
+    );
     // The report is written beside the data.
     let md = std::fs::read_to_string(dir.path().join("bench/tpch-sf0.01.md")).unwrap();
     assert!(md.contains("| Q1 |"), "{md}");
@@ -132,8 +140,10 @@ async fn tpch_at_sf_0_01_runs_every_query_and_what_the_room_releases_equals_data
         .iter()
         .map(|n| tpch_queries::QUERIES[usize::from(*n) - 1].tables.len())
         .sum();
-    assert_eq!(granted(EventKind::Attest), admitted_runs.len());
-    assert_eq!(granted(EventKind::Release), inputs);
+    // Then the key-release measurement: one attestation and one release each.
+    let measured = report.key_release.as_ref().unwrap().total;
+    assert_eq!(granted(EventKind::Attest), admitted_runs.len() + measured);
+    assert_eq!(granted(EventKind::Release), inputs + measured);
 
     // A second run with the same SF reuses the generated data.
     let mut out = Vec::new();
@@ -141,6 +151,7 @@ async fn tpch_at_sf_0_01_runs_every_query_and_what_the_room_releases_equals_data
         &Options {
             queries: vec![6],
             duckdb: false,
+            key_releases: 0,
             ..opts
         },
         &mut out,
@@ -149,4 +160,5 @@ async fn tpch_at_sf_0_01_runs_every_query_and_what_the_room_releases_equals_data
     .unwrap();
     assert!(String::from_utf8(out).unwrap().contains("reusing the data"));
     assert_eq!(again.outcomes.len(), 1);
+    assert!(again.key_release.is_none());
 }

@@ -50,6 +50,11 @@ pub struct TpchArgs {
     /// Leave DuckDB out even if `python3 -c 'import duckdb'` works.
     #[arg(long)]
     pub no_duckdb: bool,
+    /// Key releases timed one after another at the owner's broker after the queries (p50,
+    /// p99), then 4 clients releasing at once for a tenth of a second per release
+    /// (releases/s); 0 leaves the measurement out.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub key_releases: usize,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {

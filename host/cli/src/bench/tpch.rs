@@ -40,6 +40,9 @@ use cleanroom_room::attestation::SimSource;
 use cleanroom_room::error::QueryRefusal;
 use cleanroom_room::run::{RunConfig, RunReport};
 
+/// Clients releasing keys at once in the throughput measurement.
+const KEY_RELEASE_CLIENTS: usize = 4;
+
 /// Rows per generated batch (and per Parquet write).
 const BATCH_ROWS: usize = 64 * 1024;
 /// Marks a directory this benchmark made, so a rerun may replace it.
@@ -54,6 +57,9 @@ pub struct Options {
     pub out: PathBuf,
     pub memory_limit: usize,
     pub duckdb: bool,
+    /// Key releases timed one after another (0: no key-release measurement); the
+    /// throughput measurement then runs for a tenth of a second per release.
+    pub key_releases: usize,
 }
 
 impl Options {
@@ -88,6 +94,7 @@ impl Options {
             memory_limit: usize::try_from(a.memory_limit_mib << 20)
                 .context("--memory-limit-mib is too large")?,
             duckdb: !a.no_duckdb,
+            key_releases: a.key_releases,
         })
     }
 }
@@ -527,6 +534,24 @@ pub struct Report {
     /// Geometric mean of the admitted queries' ratios.
     pub geomean_ratio: Option<f64>,
     pub duckdb: String,
+    /// Key releases against the owner's broker, measured after the queries.
+    pub key_release: Option<KeyReleaseFigures>,
+}
+
+/// One key release as the room makes it (TLS to the broker, `auth`, `attest` with fresh
+/// `sim` evidence, one `resource`), against the owner's broker on 127.0.0.1.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReleaseFigures {
+    /// Sequential releases timed.
+    pub sequential: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Releases per second with `concurrency` clients releasing at once for `seconds`.
+    pub per_second: f64,
+    pub concurrency: usize,
+    pub seconds: f64,
+    /// Every release made: the sequential ones and the concurrent ones.
+    pub total: usize,
 }
 
 impl Report {
@@ -918,6 +943,93 @@ fn duckdb(
 
 const DUCKDB_SCRIPT: &str = include_str!("tpch_duckdb.py");
 
+/// Key release latency and throughput at the owner's broker, for the approved workload of
+/// `cfg` (a query the room ran, so the broker holds the room's audit head and the room
+/// presents it unchanged): `sequential` releases one after another, then
+/// [`KEY_RELEASE_CLIENTS`] clients releasing for `seconds`.
+async fn key_releases(
+    cfg: &RunConfig,
+    sequential: usize,
+    seconds: f64,
+) -> anyhow::Result<KeyReleaseFigures> {
+    use cleanroom_room::kbs_client::{self, BrokerClient, KeyRequest};
+    let (signed, _) =
+        cleanroom_formats::load::load_signed_contract(&cfg.contract, &cfg.contract_sigs)?;
+    let workload = cleanroom_formats::load::load_workload(&cfg.workload)?;
+    let input = workload
+        .inputs
+        .first()
+        .context("the workload has no input")?
+        .clone();
+    let ds = signed
+        .contract()
+        .dataset(&input)
+        .context("the workload's input is in the contract")?
+        .clone();
+    let digest = signed.digest().hex();
+    let workload_json = String::from_utf8(workload.canonical_json())?;
+    let approvals: Vec<String> = cleanroom_formats::load::read_messages(&cfg.approvals)?
+        .iter()
+        .map(|m| m.to_base64())
+        .collect();
+    let log = cleanroom_formats::audit::parse(&fsutil::read_file(
+        &cfg.room_dir.join(cleanroom_formats::audit::LOG_FILE),
+    )?)
+    .map_err(|e| anyhow::anyhow!("the room's audit log: {e}"))?;
+    let head = log.last().context("the room's audit log is empty")?;
+    let (seq, hash) = (head.seq, head.hash.clone());
+    let broker = ds.key.broker.get_ref().clone();
+    let pin = ds
+        .key
+        .broker_spki_sha256
+        .as_ref()
+        .map(|p| p.get_ref().clone());
+    let one = || async {
+        let client = BrokerClient::new(&broker, pin.as_deref(), Duration::from_secs(30))?;
+        let req = KeyRequest {
+            broker: &broker,
+            resource: ds.key.resource.get_ref(),
+            contract_digest: &digest,
+            workload_json: &workload_json,
+            approvals: &approvals,
+            audit_head: (seq, &hash),
+            audit_log: &log,
+        };
+        let started = Instant::now();
+        kbs_client::fetch_key(&client, &req, cfg.evidence.as_ref()).await?;
+        Ok::<_, anyhow::Error>(started.elapsed())
+    };
+    let mut times = Vec::with_capacity(sequential);
+    for _ in 0..sequential {
+        times.push(one().await?.as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    let (p50_ms, p99_ms) = (pct(0.50), pct(0.99));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let worker = || async {
+        let mut n = 0usize;
+        while Instant::now() < deadline {
+            one().await?;
+            n += 1;
+        }
+        Ok::<_, anyhow::Error>(n)
+    };
+    // KEY_RELEASE_CLIENTS of them, each its own connection and session.
+    let (a, b, c, d) = tokio::join!(worker(), worker(), worker(), worker());
+    let released = a? + b? + c? + d?;
+    Ok(KeyReleaseFigures {
+        sequential,
+        p50_ms,
+        p99_ms,
+        per_second: released as f64 / started.elapsed().as_secs_f64(),
+        concurrency: KEY_RELEASE_CLIENTS,
+        seconds,
+        total: sequential + released,
+    })
+}
+
 /// The whole benchmark; the report is printed to `out` and written to OUT/tpch-sf<SF>.md
 /// and .json.
 pub async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
@@ -973,6 +1085,23 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> 
         }
         outcomes.push(o);
     }
+    let first_admitted = outcomes.iter().find_map(|o| match o {
+        Outcome::Admitted(f) => QUERIES.iter().find(|q| q.n == f.query),
+        _ => None,
+    });
+    let key_release = match first_admitted {
+        Some(q) if opts.key_releases > 0 => {
+            let seconds = opts.key_releases as f64 / 10.0;
+            writeln!(
+                out,
+                "4. Key releases at the owner's broker: {} one after another, then {KEY_RELEASE_CLIENTS} clients for {seconds} s",
+                opts.key_releases
+            )?;
+            let cfg = setup.approve(q)?;
+            Some(key_releases(&cfg, opts.key_releases, seconds).await?)
+        }
+        _ => None,
+    };
     let admitted: Vec<&Query> = queries
         .iter()
         .copied()
@@ -983,7 +1112,7 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> 
         })
         .collect();
     let duckdb_note = if opts.duckdb {
-        writeln!(out, "4. DuckDB on the same plaintext Parquet")?;
+        writeln!(out, "5. DuckDB on the same plaintext Parquet")?;
         match duckdb(opts, &data, &admitted) {
             Ok(figs) => {
                 for o in &mut outcomes {
@@ -1019,6 +1148,7 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> 
         outcomes,
         geomean_ratio,
         duckdb: duckdb_note,
+        key_release,
     };
     let md = markdown(&report);
     writeln!(out, "\n{md}")?;
@@ -1123,6 +1253,13 @@ pub fn markdown(r: &Report) -> String {
         for (q, reason) in refused {
             let _ = writeln!(s, "- Q{q}: {reason}");
         }
+    }
+    if let Some(k) = &r.key_release {
+        let _ = writeln!(
+            s,
+            "\nKey release at the owner's broker (`cleanroom-kbs`, HTTPS on 127.0.0.1; TLS, auth, attest with `sim` evidence, one resource, as a run makes it): p50 {:.1} ms, p99 {:.1} ms over {} in a row; {:.0} releases/s with {} clients for {} s.",
+            k.p50_ms, k.p99_ms, k.sequential, k.per_second, k.concurrency, k.seconds
+        );
     }
     let _ = writeln!(s, "\nThe clean room's phases (median ms):\n");
     for o in &r.outcomes {
