@@ -236,6 +236,27 @@ mod tests {
             .collect()
     }
 
+    /// `log` with entry 0 edited and every hash and link recomputed, keeping the old
+    /// checkpoint signature.
+    fn rehashed_forgery(log: &[u8]) -> String {
+        let mut entries: Vec<Entry> = lines(log)
+            .iter()
+            .map(|x| serde_json::from_str(x).unwrap())
+            .collect();
+        entries[0].decision = Decision::Refused;
+        let mut prev = ZERO.to_string();
+        for e in &mut entries {
+            e.prev = prev.clone();
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+        }
+        let text: Vec<String> = entries
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        format!("{}\n", text.join("\n"))
+    }
+
     #[test]
     fn intact_log_verifies() {
         let d = tempfile::tempdir().unwrap();
@@ -351,20 +372,7 @@ mod tests {
     #[test]
     fn a_rehashed_forgery_is_refused_by_the_auditor_not_at_open() {
         let d = tempfile::tempdir().unwrap();
-        let l = lines(&log_with_entries(d.path()));
-        let mut entries: Vec<Entry> = l.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
-        entries[0].decision = Decision::Refused;
-        let mut prev = ZERO.to_string();
-        for e in &mut entries {
-            e.prev = prev.clone();
-            e.hash = e.compute_hash();
-            prev = e.hash.clone();
-        }
-        let text: Vec<String> = entries
-            .iter()
-            .map(|e| serde_json::to_string(e).unwrap())
-            .collect();
-        let forged = format!("{}\n", text.join("\n"));
+        let forged = rehashed_forgery(&log_with_entries(d.path()));
         std::fs::write(d.path().join(LOG_FILE), &forged).unwrap();
         let root = Root::open(d.path()).unwrap();
         assert_eq!(AuditLog::open(&root, None).unwrap().entries().len(), 4);
@@ -377,21 +385,8 @@ mod tests {
     #[test]
     fn detects_rehashed_forgery_by_checkpoint_signature() {
         let d = tempfile::tempdir().unwrap();
-        let l = lines(&log_with_entries(d.path()));
-        // Forge: edit entry 0 and recompute every hash and link, keeping the old signature.
-        let mut entries: Vec<Entry> = l.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
-        entries[0].decision = Decision::Refused;
-        let mut prev = ZERO.to_string();
-        for e in &mut entries {
-            e.prev = prev.clone();
-            e.hash = e.compute_hash();
-            prev = e.hash.clone();
-        }
-        let text: Vec<String> = entries
-            .iter()
-            .map(|e| serde_json::to_string(e).unwrap())
-            .collect();
-        let err = verify_bytes(format!("{}\n", text.join("\n")).as_bytes()).unwrap_err();
+        let forged = rehashed_forgery(&log_with_entries(d.path()));
+        let err = verify_bytes(forged.as_bytes()).unwrap_err();
         assert!(
             matches!(err, AuditError::CheckpointSignatureInvalid { seq: 3 }),
             "{err}"

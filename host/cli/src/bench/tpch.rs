@@ -273,10 +273,9 @@ fn contract_type(t: &DataType) -> anyhow::Result<String> {
     })
 }
 
-/// Strings as `Utf8` (the contract's `string`); every other column as generated.
-fn as_contract_batch(b: RecordBatch) -> anyhow::Result<RecordBatch> {
-    let fields: Vec<Field> = b
-        .schema()
+/// The generator's schema with strings as `Utf8` (the contract's `string`).
+fn contract_schema(generated: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = generated
         .fields()
         .iter()
         .map(|f| match f.data_type() {
@@ -284,13 +283,18 @@ fn as_contract_batch(b: RecordBatch) -> anyhow::Result<RecordBatch> {
             _ => f.as_ref().clone(),
         })
         .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A generated batch as `schema` ([`contract_schema`] of the generator's) has it.
+fn as_contract_batch(b: RecordBatch, schema: &SchemaRef) -> anyhow::Result<RecordBatch> {
     let cols = b
         .columns()
         .iter()
-        .zip(&fields)
+        .zip(schema.fields())
         .map(|(c, f)| Ok(arrow::compute::cast(c, f.data_type())?))
         .collect::<anyhow::Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
 /// Where one scale factor's data lives: `plain/<t>.parquet` (what DataFusion and DuckDB
@@ -336,12 +340,11 @@ fn generate(data: &DataDir, sf: f64, out: &mut dyn Write) -> anyhow::Result<Vec<
         let started = Instant::now();
         let keys = DatasetKeys::generate();
         let mut batches = generator(t, sf)?.peekable();
-        let first = match batches.peek() {
-            Some(Ok(b)) => as_contract_batch(b.clone())?,
+        let schema = match batches.peek() {
+            Some(Ok(b)) => contract_schema(&b.schema()),
             Some(Err(e)) => bail!("generating {t}: {e}"),
             None => bail!("the generator made no rows of {t}"),
         };
-        let schema: SchemaRef = first.schema();
         let allowed: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let plain_path = data.plain(t);
         let sealed_path = data.sealed_dir().join(DataDir::sealed_name(t));
@@ -360,7 +363,7 @@ fn generate(data: &DataDir, sf: f64, out: &mut dyn Write) -> anyhow::Result<Vec<
         )?;
         let mut rows = 0u64;
         for b in batches {
-            let b = as_contract_batch(b.with_context(|| format!("generating {t}"))?)?;
+            let b = as_contract_batch(b.with_context(|| format!("generating {t}"))?, &schema)?;
             rows += b.num_rows() as u64;
             plain.write(&b)?;
             sealed.write(&b)?;
