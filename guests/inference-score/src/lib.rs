@@ -14,8 +14,7 @@
 
 use cleanroom_guest::arrow::array::{Float64Array, Int64Array, StringArray};
 use cleanroom_guest::{
-    Error, arc, batch, floats, inference, input, output, query_sql, read_view, strings,
-    write_table,
+    Error, arc, batch, floats, inference, input, output, query_sql, read_view, strings, write_table,
 };
 use serde::Deserialize;
 

@@ -16,12 +16,34 @@
 
 use std::sync::Arc;
 
-pub use arrow;
+/// The Arrow crates a module works with, under the paths of the `arrow` facade crate
+/// (`cleanroom_guest::arrow::array::StringArray`). The SDK depends on the Arrow crates it
+/// needs, not on `arrow` itself: its compute kernels (casts above all) would add ~3 MB of
+/// code to every module that reads a column, and the room compiles every byte of a module
+/// before it runs it.
+pub mod arrow {
+    /// Arrays, record batches, builders and the downcasting helpers (`AsArray`).
+    pub mod array {
+        pub use arrow_array::builder::*;
+        pub use arrow_array::cast::*;
+        pub use arrow_array::*;
+    }
+    pub use arrow_buffer as buffer;
+    pub use arrow_ipc as ipc;
+    /// Arrow's data types and schemas, and the array types' marker types.
+    pub mod datatypes {
+        pub use arrow_array::types::*;
+        pub use arrow_schema::*;
+    }
+    pub use arrow_schema::ArrowError as error;
+}
+
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::buffer::Buffer;
-use arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
+use arrow_array::types::*;
 
 /// Bindings of `world query` (export `run`); `query::export!(T)` exports `T: query::Guest`.
 pub mod query {
@@ -139,34 +161,107 @@ pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, Er
         .ok_or_else(|| format!("missing column {name:?}"))
 }
 
-/// Column `name` of `batch` as strings (Utf8 or LargeUtf8 or Utf8View), row by row.
+/// Column `name` of `batch` as strings, row by row: a string column (Utf8, LargeUtf8,
+/// Utf8View), or an integer or boolean column written in decimal / `true` `false`.
 pub fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, Error> {
     let col = column(batch, name)?;
-    let col = arrow::compute::cast(col, &DataType::Utf8).map_err(|e| e.to_string())?;
-    let arr = col.as_string::<i32>();
-    Ok((0..arr.len())
-        .map(|i| arr.is_valid(i).then(|| arr.value(i).to_string()))
-        .collect())
+    fn rows<T: ToString>(a: &dyn Array, v: impl Fn(usize) -> T) -> Vec<Option<String>> {
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| v(i).to_string()))
+            .collect()
+    }
+    let c = col.as_ref();
+    Ok(match col.data_type() {
+        DataType::Utf8 => rows(c, |i| c.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => rows(c, |i| c.as_string::<i64>().value(i)),
+        DataType::Utf8View => rows(c, |i| c.as_string_view().value(i)),
+        DataType::Boolean => rows(c, |i| c.as_boolean().value(i)),
+        DataType::Null => vec![None; c.len()],
+        t => match integer(c, t) {
+            Some(f) => rows(c, f),
+            None => return Err(unsupported(name, t, "strings")),
+        },
+    })
 }
 
-/// Column `name` of `batch` cast to f64 (any numeric type), row by row.
+/// Column `name` of `batch` as f64, row by row: any integer, float or Decimal128 column.
 pub fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, Error> {
     let col = column(batch, name)?;
-    let col = arrow::compute::cast(col, &DataType::Float64).map_err(|e| e.to_string())?;
-    let arr = col.as_primitive::<Float64Type>();
-    Ok((0..arr.len())
-        .map(|i| arr.is_valid(i).then(|| arr.value(i)))
-        .collect())
+    let c = col.as_ref();
+    let v: Box<dyn Fn(usize) -> f64 + '_> = match col.data_type() {
+        DataType::Float64 => Box::new(|i| c.as_primitive::<Float64Type>().value(i)),
+        DataType::Float32 => Box::new(|i| f64::from(c.as_primitive::<Float32Type>().value(i))),
+        DataType::Float16 => Box::new(|i| c.as_primitive::<Float16Type>().value(i).to_f64()),
+        DataType::Decimal128(_, scale) => {
+            let div = 10f64.powi(i32::from(*scale));
+            Box::new(move |i| c.as_primitive::<Decimal128Type>().value(i) as f64 / div)
+        }
+        DataType::Null => return Ok(vec![None; c.len()]),
+        t => match integer(c, t) {
+            Some(f) => Box::new(move |i| f(i) as f64),
+            None => return Err(unsupported(name, t, "floats")),
+        },
+    };
+    Ok((0..c.len()).map(|i| c.is_valid(i).then(|| v(i))).collect())
 }
 
-/// Column `name` of `batch` cast to i64, row by row.
+/// Column `name` of `batch` as i64, row by row: any integer column (a UInt64 value above
+/// `i64::MAX` is an error), a boolean (0 or 1), a date or timestamp (its stored count).
 pub fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>, Error> {
     let col = column(batch, name)?;
-    let col = arrow::compute::cast(col, &DataType::Int64).map_err(|e| e.to_string())?;
-    let arr = col.as_primitive::<arrow::datatypes::Int64Type>();
-    Ok((0..arr.len())
-        .map(|i| arr.is_valid(i).then(|| arr.value(i)))
-        .collect())
+    let c = col.as_ref();
+    if let DataType::UInt64 = col.data_type() {
+        let a = c.as_primitive::<UInt64Type>();
+        return (0..c.len())
+            .map(|i| match c.is_valid(i) {
+                false => Ok(None),
+                true => i64::try_from(a.value(i))
+                    .map(Some)
+                    .map_err(|_| format!("column {name:?} holds a UInt64 above i64::MAX")),
+            })
+            .collect();
+    }
+    let v: Box<dyn Fn(usize) -> i64 + '_> = match col.data_type() {
+        DataType::Boolean => Box::new(|i| i64::from(c.as_boolean().value(i))),
+        DataType::Date32 => Box::new(|i| i64::from(c.as_primitive::<Date32Type>().value(i))),
+        DataType::Date64 => Box::new(|i| c.as_primitive::<Date64Type>().value(i)),
+        DataType::Timestamp(_, _) => Box::new(|i| {
+            // Every timestamp unit stores an i64 count in the same layout.
+            c.to_data().buffers()[0].typed_data::<i64>()[c.offset() + i]
+        }),
+        DataType::Null => return Ok(vec![None; c.len()]),
+        t => match integer(c, t) {
+            Some(f) => f,
+            None => return Err(unsupported(name, t, "ints")),
+        },
+    };
+    Ok((0..c.len()).map(|i| c.is_valid(i).then(|| v(i))).collect())
+}
+
+/// Row `i` of an integer column (every integer type but UInt64) as i64, or None for a
+/// column of another type.
+fn integer<'a>(c: &'a dyn Array, t: &DataType) -> Option<Box<dyn Fn(usize) -> i64 + 'a>> {
+    macro_rules! widen {
+        ($ty:ty) => {
+            Some(Box::new(move |i| {
+                i64::from(c.as_primitive::<$ty>().value(i))
+            }))
+        };
+    }
+    match t {
+        DataType::Int8 => widen!(Int8Type),
+        DataType::Int16 => widen!(Int16Type),
+        DataType::Int32 => widen!(Int32Type),
+        DataType::Int64 => widen!(Int64Type),
+        DataType::UInt8 => widen!(UInt8Type),
+        DataType::UInt16 => widen!(UInt16Type),
+        DataType::UInt32 => widen!(UInt32Type),
+        _ => None,
+    }
+}
+
+fn unsupported(name: &str, t: &DataType, helper: &str) -> Error {
+    format!("column {name:?} is {t}, which {helper}() does not read")
 }
 
 /// Build a record batch from named columns.

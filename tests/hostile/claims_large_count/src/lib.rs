@@ -16,7 +16,9 @@ impl query::Guest for M {
             ("who", arc(StringArray::from_iter_values(users.iter()))),
             (
                 "n",
-                arc(Int64Array::from_iter_values(users.iter().map(|_| 1_000_000))),
+                arc(Int64Array::from_iter_values(
+                    users.iter().map(|_| 1_000_000),
+                )),
             ),
             (
                 "user_id_hash",
