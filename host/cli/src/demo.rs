@@ -13,7 +13,7 @@ use cleanroom_formats::fsutil::FileMode;
 use cleanroom_kbs::commands as kbs_cmd;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -748,12 +748,143 @@ pub fn run(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo's room after its steps 1 to 5: the members' keys, their two brokers running
+/// (stopped when this is dropped), the signed contract, the sealed data registered at the
+/// brokers, and the demo query proposed and approved.
+#[derive(Debug)]
+pub struct DemoRoom {
+    pub brokers: Vec<BrokerProcess>,
+    pub publisher: PathBuf,
+    pub advertiser: PathBuf,
+    pub room: PathBuf,
+    pub contract: PathBuf,
+    pub sigs: PathBuf,
+    /// The run configuration every workload of the demo starts from (sim attestation).
+    pub base: RunConfig,
+    /// The demo query's run configuration (`ROOM/workload.toml`, proposed and approved).
+    pub query: RunConfig,
+}
+
+impl DemoRoom {
+    fn parties(&self) -> Parties<'_> {
+        Parties {
+            room: &self.room,
+            pubd: &self.publisher,
+            advd: &self.advertiser,
+            contract: &self.contract,
+            sigs: &self.sigs,
+        }
+    }
+
+    /// `member`'s signing key file (`publisher` or `advertiser`).
+    pub fn sign_key(&self, member: &str) -> PathBuf {
+        self.parties().sign_key(member)
+    }
+}
+
 /// The whole demo, narrated to `out`; returns the run's report (phase timings included).
 pub async fn scenario(
     dir: &Path,
     impressions: usize,
     out: &mut dyn Write,
 ) -> anyhow::Result<cleanroom_room::run::RunReport> {
+    let demo = setup(dir, impressions, out)?;
+    let parties = demo.parties();
+    let (room, base, cfg, contract, advd) = (
+        &demo.room,
+        &demo.base,
+        &demo.query,
+        &demo.contract,
+        &demo.advertiser,
+    );
+    let (signed, _) = cleanroom_formats::load::load_signed_contract(&demo.contract, &demo.sigs)?;
+
+    step(
+        out,
+        6,
+        "The room attests itself, gets both keys from the brokers, runs the query, applies the guards, seals the result",
+    )?;
+    let report = run_workload(cfg).await?;
+    cleanroom_room::commands::print_report(out, &report)?;
+
+    step(
+        out,
+        7,
+        "The advertiser opens the sealed result with its private key",
+    )?;
+    let output = report.outputs.first().context("the run wrote no output")?;
+    let v = open_output(&parties, &report, ContentKind::Result, "", "advertiser")?;
+    writeln!(
+        out,
+        "    signed by the run's host key {}..., the key its {} evidence binds; {} rows (campaigns reaching fewer than 50 users were dropped by the guard){}:",
+        &v.host.host_key_hex[..16],
+        v.host.claims.platform,
+        v.opened.content.rows,
+        if v.opened.header.insecure {
+            "; marked INSECURE (simulated attestation)"
+        } else {
+            ""
+        }
+    )?;
+    print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
+
+    dp_step(out, &parties, base).await?;
+    module_steps(out, &parties, cfg).await?;
+    suspension_step(out, &parties, cfg).await?;
+
+    step(
+        out,
+        13,
+        "Anyone verifies the audit log against the runs' evidence",
+    )?;
+    let log = room.join(cleanroom_formats::audit::LOG_FILE);
+    let runs = cleanroom_verify::commands::audit::load_evidence(
+        &[room.join("evidence")],
+        signed.contract(),
+        cleanroom_formats::clock::now_unix(),
+    )?;
+    let (s, a) = audit::verify_against_evidence(&fsutil::read_file(&log)?, &[], &runs)?;
+    writeln!(
+        out,
+        "    audit log verified: {} entries, {} checkpoint(s) signed by the key bound in their run's evidence ({} bundles verified against the contract), head {}",
+        s.entries,
+        a.checkpoints,
+        runs.len(),
+        &s.head[..16]
+    )?;
+    if a.uncovered_tail > 0 {
+        writeln!(
+            out,
+            "    the last {} entries (the refused run, which never attested) are covered by no attested checkpoint",
+            a.uncovered_tail
+        )?;
+    }
+    drop(demo.brokers);
+    writeln!(
+        out,
+        "\nDone. Try: cleanroom audit show --log {}",
+        log.display()
+    )?;
+    writeln!(
+        out,
+        "          cleanroom audit verify --log {} --evidence {} --contract {}",
+        log.display(),
+        room.join("evidence").display(),
+        contract.display()
+    )?;
+    writeln!(
+        out,
+        "          cleanroom output open --in {} --name advertiser --key {} --contract {}",
+        output.display(),
+        advd.join("keys/advertiser.enc.key").display(),
+        contract.display()
+    )?;
+    Ok(report)
+}
+
+/// The demo's steps 1 to 5, narrated to `out`: keys, brokers, contract, sealed data, the
+/// query proposed and approved. `dir` is emptied first (it must be new or a demo's).
+pub fn setup(dir: &Path, impressions: usize, out: &mut dyn Write) -> anyhow::Result<DemoRoom> {
     if impressions < 5_000 {
         bail!("--impressions {impressions}: use at least 5000 so the contract's min_rows holds");
     }
@@ -945,85 +1076,14 @@ pub async fn scenario(
             .hex()
     )?;
 
-    step(
-        out,
-        6,
-        "The room attests itself, gets both keys from the brokers, runs the query, applies the guards, seals the result",
-    )?;
-    let report = run_workload(&cfg).await?;
-    cleanroom_room::commands::print_report(out, &report)?;
-
-    step(
-        out,
-        7,
-        "The advertiser opens the sealed result with its private key",
-    )?;
-    let output = report.outputs.first().context("the run wrote no output")?;
-    let v = open_output(&parties, &report, ContentKind::Result, "", "advertiser")?;
-    writeln!(
-        out,
-        "    signed by the run's host key {}..., the key its {} evidence binds; {} rows (campaigns reaching fewer than 50 users were dropped by the guard){}:",
-        &v.host.host_key_hex[..16],
-        v.host.claims.platform,
-        v.opened.content.rows,
-        if v.opened.header.insecure {
-            "; marked INSECURE (simulated attestation)"
-        } else {
-            ""
-        }
-    )?;
-    print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
-
-    dp_step(out, &parties, &base).await?;
-    module_steps(out, &parties, &cfg).await?;
-    suspension_step(out, &parties, &cfg).await?;
-
-    step(
-        out,
-        13,
-        "Anyone verifies the audit log against the runs' evidence",
-    )?;
-    let log = room.join(cleanroom_formats::audit::LOG_FILE);
-    let runs = cleanroom_verify::commands::audit::load_evidence(
-        &[room.join("evidence")],
-        signed.contract(),
-        cleanroom_formats::clock::now_unix(),
-    )?;
-    let (s, a) = audit::verify_against_evidence(&fsutil::read_file(&log)?, &[], &runs)?;
-    writeln!(
-        out,
-        "    audit log verified: {} entries, {} checkpoint(s) signed by the key bound in their run's evidence ({} bundles verified against the contract), head {}",
-        s.entries,
-        a.checkpoints,
-        runs.len(),
-        &s.head[..16]
-    )?;
-    if a.uncovered_tail > 0 {
-        writeln!(
-            out,
-            "    the last {} entries (the refused run, which never attested) are covered by no attested checkpoint",
-            a.uncovered_tail
-        )?;
-    }
-    drop(brokers);
-    writeln!(
-        out,
-        "\nDone. Try: cleanroom audit show --log {}",
-        log.display()
-    )?;
-    writeln!(
-        out,
-        "          cleanroom audit verify --log {} --evidence {} --contract {}",
-        log.display(),
-        room.join("evidence").display(),
-        contract.display()
-    )?;
-    writeln!(
-        out,
-        "          cleanroom output open --in {} --name advertiser --key {} --contract {}",
-        output.display(),
-        advd.join("keys/advertiser.enc.key").display(),
-        contract.display()
-    )?;
-    Ok(report)
+    Ok(DemoRoom {
+        brokers,
+        publisher: pubd,
+        advertiser: advd,
+        room,
+        contract,
+        sigs,
+        base,
+        query: cfg,
+    })
 }

@@ -1,6 +1,7 @@
 //! `cleanroom bench`: what the clean-room path costs on this machine, measured beside what a
 //! member would run without a clean room, in the same run.
 
+pub mod service;
 pub mod tpch;
 pub mod tpch_queries;
 
@@ -28,6 +29,14 @@ pub enum BenchCommand {
     /// Disk: about 1.3 GB per unit of scale factor under OUT/data (the plaintext Parquet and
     /// its sealed copy), kept between runs of the same SF; SF 10 needs ~13 GB.
     Tpch(TpchArgs),
+    /// The room service under load: the demo's room served by `cleanroom-room serve` (sim
+    /// attestation) on 127.0.0.1; a signed run request timed to its committed output beside
+    /// the one-shot run; then CLIENTS members (each its own attested TLS connection) reading
+    /// a run's status, then sending unique signed proposals, for SECONDS each. Prints
+    /// requests/s, p50/p99/max latency, errors by kind and the service's resident memory,
+    /// checks the audit log it wrote, and writes OUT/service.md and .json. A long --seconds
+    /// makes it a soak test.
+    Service(service::ServiceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +68,11 @@ pub struct TpchArgs {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
+        BenchCommand::Service(a) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(service::run(a, &mut std::io::stdout().lock()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Tpch(a) => {
             let opts = tpch::Options::from_args(a)?;
             let rt = tokio::runtime::Runtime::new()?;
