@@ -25,6 +25,16 @@ pub enum FileMode {
     Public,
 }
 
+/// One version of a file: its size, inode and change time. The kernel sets the change time
+/// on every write, truncation, rename or attribute change, and no system call sets it back;
+/// replacing the file changes the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
 /// A directory the host may use, and its path for messages.
 #[derive(Debug)]
 pub struct Root {
@@ -74,6 +84,20 @@ impl Root {
 
     pub fn exists(&self, rel: &str) -> bool {
         self.dir.exists(rel)
+    }
+
+    /// Which version of the file `rel` is there now (None when there is none).
+    pub fn stamp(&self, rel: &str) -> Result<Option<FileStamp>> {
+        use cap_std::fs::MetadataExt;
+        match self.dir.metadata(rel) {
+            Ok(m) => Ok(Some(FileStamp {
+                len: m.len(),
+                ino: m.ino(),
+                ctime: (m.ctime(), m.ctime_nsec()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FormatError::io(self.display(rel), e)),
+        }
     }
 
     pub fn create_dir_all(&self, rel: &str) -> Result<()> {

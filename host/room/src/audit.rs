@@ -8,12 +8,21 @@
 //! saying so, so the drop itself is on the record.
 
 use cleanroom_formats::audit::{self as format, Decision, Entry, LOG_FILE, Step, ZERO};
-use cleanroom_formats::fsutil::Root;
+use cleanroom_formats::fsutil::{FileStamp, Root};
 use cleanroom_verify::audit::verify_chain;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 
 use crate::error::{Result, RoomError};
+
+/// A log this host verified (or wrote) and the version of its file it last saw: what
+/// [`AuditLog::reopen`] resumes from without reading and verifying the whole chain again.
+/// Only [`AuditLog::close`] makes one.
+#[derive(Debug)]
+pub struct VerifiedLog {
+    entries: Vec<Entry>,
+    stamp: FileStamp,
+}
 
 /// An event to append.
 #[derive(Debug, Clone)]
@@ -69,6 +78,33 @@ impl<'r> AuditLog<'r> {
             })?;
         }
         Ok(log)
+    }
+
+    /// [`AuditLog::open`], unless `known` is the log file as it is now (the same size, inode
+    /// and change time as when this host closed it): then the log resumes from `known`
+    /// without reading and verifying the chain again, which costs time in proportion to the
+    /// log. Any change to the file since (another writer's append, an edit, a replacement)
+    /// makes this a full open, which refuses a broken chain.
+    pub fn reopen(root: &'r Root, run: Option<String>, known: Option<VerifiedLog>) -> Result<Self> {
+        if let Some(k) = known
+            && root.stamp(LOG_FILE)? == Some(k.stamp)
+        {
+            return Ok(Self {
+                root,
+                entries: k.entries,
+                run,
+            });
+        }
+        Self::open(root, run)
+    }
+
+    /// Close the log, keeping what it verified and wrote for [`AuditLog::reopen`]; None when
+    /// there is no log file (an empty log costs nothing to open).
+    pub fn close(self) -> Result<Option<VerifiedLog>> {
+        Ok(self.root.stamp(LOG_FILE)?.map(|stamp| VerifiedLog {
+            entries: self.entries,
+            stamp,
+        }))
     }
 
     /// Put the outputs directory back in step with the log after a crash, on the record:
@@ -234,6 +270,55 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// The service keeps its log between requests (`reopen`): an unchanged file resumes, and
+    /// the next append continues the chain as a full open would have.
+    #[test]
+    fn an_unchanged_log_resumes_and_its_chain_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        log_with_entries(dir.path());
+        let root = Root::open(dir.path()).unwrap();
+        let known = AuditLog::open(&root, None).unwrap().close().unwrap();
+        let mut log = AuditLog::reopen(&root, None, known).unwrap();
+        log.append(Event {
+            event: Step::Proposal,
+            subject: "p",
+            decision: Decision::Accepted,
+            reason: "r",
+        })
+        .unwrap();
+        let n = log.entries().len();
+        drop(log);
+        assert_eq!(AuditLog::open(&root, None).unwrap().entries().len(), n);
+        verify_bytes(&root.read(LOG_FILE).unwrap()).unwrap();
+    }
+
+    /// The operator edits an entry in place between two requests, keeping the file's size:
+    /// the kept log is not trusted for a changed file, and the full open refuses the chain.
+    #[test]
+    fn a_log_edited_between_requests_is_verified_again_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = log_with_entries(dir.path());
+        let root = Root::open(dir.path()).unwrap();
+        let known = AuditLog::open(&root, None).unwrap().close().unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let edited = text.replacen("\"subject\":\"s\"", "\"subject\":\"t\"", 1);
+        assert_eq!(edited.len(), text.len());
+        assert_ne!(edited, text);
+        // Rewritten in place: same inode, same size.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(LOG_FILE))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, edited.as_bytes()))
+            .unwrap();
+        assert!(matches!(
+            AuditLog::reopen(&root, None, known),
+            Err(RoomError::AuditBroken {
+                source: AuditError::HashMismatch { .. },
+                ..
+            })
+        ));
     }
 
     /// `log` with entry 0 edited and every hash and link recomputed, keeping the old

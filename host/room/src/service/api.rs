@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::ServeConfig;
 use super::state::{RunRecord, RunState, Runs, WorkloadFiles, is_digest, workload_files};
-use crate::audit::{AuditLog, Event};
+use crate::audit::{AuditLog, Event, VerifiedLog};
 use crate::error::Result;
 use crate::run::{Cancellation, RunConfig};
 
@@ -154,8 +154,10 @@ pub struct Service {
     insecure: bool,
     jobs: mpsc::Sender<String>,
     runs: Mutex<Runs>,
-    /// Held by whoever appends to the audit log: a run (for its whole length) or a request.
-    log: tokio::sync::Mutex<()>,
+    /// Held by whoever appends to the audit log (a request, or a run for its whole length);
+    /// it keeps the log as this service last verified and wrote it, so a request does not
+    /// read and verify the whole chain again (`AuditLog::reopen`).
+    log: tokio::sync::Mutex<Option<VerifiedLog>>,
     /// Held while the governance file is rewritten.
     governance: tokio::sync::Mutex<()>,
     /// The cancellation handle of the run in flight, by run id.
@@ -180,7 +182,7 @@ impl Service {
             insecure,
             jobs,
             runs: Mutex::new(runs),
-            log: tokio::sync::Mutex::new(()),
+            log: tokio::sync::Mutex::new(None),
             governance: tokio::sync::Mutex::new(()),
             cancels: Mutex::new(std::collections::BTreeMap::new()),
             requests: Mutex::new(std::collections::BTreeMap::new()),
@@ -201,9 +203,26 @@ impl Service {
         outcome: std::result::Result<String, String>,
         replay_check: bool,
     ) -> Answer<()> {
-        let _held = self.log.lock().await;
+        let mut held = self.log.lock().await;
         let root = self.room()?;
-        let mut log = AuditLog::open(&root, None).map_err(|_| RequestRefusal::Storage)?;
+        let mut log =
+            AuditLog::reopen(&root, None, held.take()).map_err(|_| RequestRefusal::Storage)?;
+        let appended = Self::append_request(&mut log, step, subject, outcome, replay_check);
+        // Kept for the next request unless writing failed; then the next one opens in full.
+        *held = match &appended {
+            Err(RequestRefusal::Storage) => None,
+            _ => log.close().ok().flatten(),
+        };
+        appended
+    }
+
+    fn append_request(
+        log: &mut AuditLog<'_>,
+        step: Step,
+        subject: &str,
+        outcome: std::result::Result<String, String>,
+        replay_check: bool,
+    ) -> Answer<()> {
         if replay_check
             && outcome.is_ok()
             && log.entries().iter().any(|e| {
