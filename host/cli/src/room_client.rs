@@ -275,15 +275,19 @@ impl RoomClient {
         Self::parse(&self.get("/v1/openapi.json").await?)
     }
 
-    /// Wait until run `id` is no longer queued or running.
+    /// Wait until run `id` is no longer queued or running. Polls after 10 ms, then twice as
+    /// long each time up to every 200 ms: a short run (the demo query commits in ~150-350 ms
+    /// through the service) is seen soon after it ends, a long one costs 5 reads a second.
     pub async fn wait(&self, id: &str) -> Result<RunRecord> {
         use cleanroom_formats::room_protocol::RunState;
+        let mut pause = std::time::Duration::from_millis(10);
         loop {
             let r = self.run(id).await?;
             if !matches!(r.state, RunState::Queued | RunState::Running) {
                 return Ok(r);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
         }
     }
 }
