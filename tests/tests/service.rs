@@ -1210,3 +1210,39 @@ async fn a_run_is_cancelled_in_flight_only_by_who_may_and_seals_nothing() {
     drop(svc);
     room.stop().await;
 }
+
+/// I5 with the service's kept log (`AuditLog::reopen`): the operator edits an entry of the
+/// service's audit log in place, keeping its size, between two requests. The service does
+/// not append to the edited log from what it kept: the next request opens the log in full,
+/// finds the broken chain and is refused (`Internal`, a storage failure), and the file gains
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_does_not_append_to_a_log_edited_between_requests() {
+    let room = Room::new(Spec::default()).await;
+    room.propose();
+    room.approve_all();
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let client = RoomClient::connect(&svc.url, contract(&room).contract())
+        .await
+        .unwrap();
+    install(&client, &room).await;
+    let log = state.join("room").join(cleanroom_formats::audit::LOG_FILE);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let edited = text.replacen("verified and stored", "verified and STORED", 1);
+    assert_ne!(edited, text);
+    assert_eq!(edited.len(), text.len());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, edited.as_bytes()))
+        .unwrap();
+    let proposal = cleanroom_formats::load::read_proposal(&room.proposal())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        refused(client.propose(&proposal).await),
+        RoomRefusalKind::Internal
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), edited);
+}

@@ -172,10 +172,22 @@ pub fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, E
     }
     let c = col.as_ref();
     Ok(match col.data_type() {
-        DataType::Utf8 => rows(c, |i| c.as_string::<i32>().value(i)),
-        DataType::LargeUtf8 => rows(c, |i| c.as_string::<i64>().value(i)),
-        DataType::Utf8View => rows(c, |i| c.as_string_view().value(i)),
-        DataType::Boolean => rows(c, |i| c.as_boolean().value(i)),
+        DataType::Utf8 => {
+            let a = c.as_string::<i32>();
+            rows(c, |i| a.value(i))
+        }
+        DataType::LargeUtf8 => {
+            let a = c.as_string::<i64>();
+            rows(c, |i| a.value(i))
+        }
+        DataType::Utf8View => {
+            let a = c.as_string_view();
+            rows(c, |i| a.value(i))
+        }
+        DataType::Boolean => {
+            let a = c.as_boolean();
+            rows(c, |i| a.value(i))
+        }
         DataType::Null => vec![None; c.len()],
         t => match integer(c, t) {
             Some(f) => rows(c, f),
@@ -189,12 +201,22 @@ pub fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, Error
     let col = column(batch, name)?;
     let c = col.as_ref();
     let v: Box<dyn Fn(usize) -> f64 + '_> = match col.data_type() {
-        DataType::Float64 => Box::new(|i| c.as_primitive::<Float64Type>().value(i)),
-        DataType::Float32 => Box::new(|i| f64::from(c.as_primitive::<Float32Type>().value(i))),
-        DataType::Float16 => Box::new(|i| c.as_primitive::<Float16Type>().value(i).to_f64()),
+        DataType::Float64 => {
+            let a = c.as_primitive::<Float64Type>();
+            Box::new(|i| a.value(i))
+        }
+        DataType::Float32 => {
+            let a = c.as_primitive::<Float32Type>();
+            Box::new(|i| f64::from(a.value(i)))
+        }
+        DataType::Float16 => {
+            let a = c.as_primitive::<Float16Type>();
+            Box::new(|i| a.value(i).to_f64())
+        }
         DataType::Decimal128(_, scale) => {
             let div = 10f64.powi(i32::from(*scale));
-            Box::new(move |i| c.as_primitive::<Decimal128Type>().value(i) as f64 / div)
+            let a = c.as_primitive::<Decimal128Type>();
+            Box::new(move |i| a.value(i) as f64 / div)
         }
         DataType::Null => return Ok(vec![None; c.len()]),
         t => match integer(c, t) {
@@ -222,13 +244,29 @@ pub fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>, Error> 
             .collect();
     }
     let v: Box<dyn Fn(usize) -> i64 + '_> = match col.data_type() {
-        DataType::Boolean => Box::new(|i| i64::from(c.as_boolean().value(i))),
-        DataType::Date32 => Box::new(|i| i64::from(c.as_primitive::<Date32Type>().value(i))),
-        DataType::Date64 => Box::new(|i| c.as_primitive::<Date64Type>().value(i)),
-        DataType::Timestamp(_, _) => Box::new(|i| {
-            // Every timestamp unit stores an i64 count in the same layout.
-            c.to_data().buffers()[0].typed_data::<i64>()[c.offset() + i]
-        }),
+        DataType::Boolean => {
+            let a = c.as_boolean();
+            Box::new(|i| i64::from(a.value(i)))
+        }
+        DataType::Date32 => {
+            let a = c.as_primitive::<Date32Type>();
+            Box::new(|i| i64::from(a.value(i)))
+        }
+        DataType::Date64 => {
+            let a = c.as_primitive::<Date64Type>();
+            Box::new(|i| a.value(i))
+        }
+        DataType::Timestamp(unit, _) => {
+            use arrow::datatypes::TimeUnit;
+            // Every unit stores its count as an i64.
+            let a: &[i64] = match unit {
+                TimeUnit::Second => c.as_primitive::<TimestampSecondType>().values(),
+                TimeUnit::Millisecond => c.as_primitive::<TimestampMillisecondType>().values(),
+                TimeUnit::Microsecond => c.as_primitive::<TimestampMicrosecondType>().values(),
+                TimeUnit::Nanosecond => c.as_primitive::<TimestampNanosecondType>().values(),
+            };
+            Box::new(move |i| a[i])
+        }
         DataType::Null => return Ok(vec![None; c.len()]),
         t => match integer(c, t) {
             Some(f) => f,
@@ -243,8 +281,9 @@ pub fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>, Error> 
 fn integer<'a>(c: &'a dyn Array, t: &DataType) -> Option<Box<dyn Fn(usize) -> i64 + 'a>> {
     macro_rules! widen {
         ($ty:ty) => {
-            Some(Box::new(move |i| {
-                i64::from(c.as_primitive::<$ty>().value(i))
+            Some(Box::new({
+                let a = c.as_primitive::<$ty>();
+                move |i| i64::from(a.value(i))
             }))
         };
     }

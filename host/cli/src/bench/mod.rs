@@ -88,16 +88,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Peak resident memory of this process (Linux `VmHWM`), reset by [`reset_peak_rss`].
 pub fn peak_rss_bytes() -> Option<u64> {
-    status_kib("VmHWM:").map(|k| k * 1024)
+    status_kib("self", "VmHWM:").map(|k| k * 1024)
 }
 
 /// Resident memory now (Linux `VmRSS`).
 pub fn rss_bytes() -> Option<u64> {
-    status_kib("VmRSS:").map(|k| k * 1024)
+    status_kib("self", "VmRSS:").map(|k| k * 1024)
 }
 
-fn status_kib(field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Field `field` (e.g. `VmRSS:`) of process `pid`'s (or `self`'s) Linux `/proc/PID/status`, in KiB.
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
     line[field.len()..]
         .trim()

@@ -231,28 +231,12 @@ impl ServiceProcess {
         }
     }
 
-    fn status_kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                    l[field.len()..]
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse()
-                        .ok()
-                })
-            })
-            .unwrap_or(0)
-    }
-
     fn rss(&self) -> u64 {
-        self.status_kib("VmRSS:") * 1024
+        super::status_kib(&self.child.id().to_string(), "VmRSS:").unwrap_or(0) * 1024
     }
 
     fn peak_rss(&self) -> u64 {
-        self.status_kib("VmHWM:") * 1024
+        super::status_kib(&self.child.id().to_string(), "VmHWM:").unwrap_or(0) * 1024
     }
 }
 
@@ -362,9 +346,9 @@ pub async fn run(args: &ServiceArgs, out: &mut dyn Write) -> anyhow::Result<Serv
     let duration = Duration::from_secs_f64(args.seconds);
     let reads = {
         let id = run_id.clone();
-        load(&clients, duration, "run-status reads", move |c, _| {
+        load(&clients, duration, "run-status reads", move |c| {
             let id = id.clone();
-            async move { c.run(&id).await.map(|_| ()) }
+            async move { c.run(&id).await.map(|_| true) }
         })
         .await
     };
@@ -403,11 +387,11 @@ pub async fn run(args: &ServiceArgs, out: &mut dyn Write) -> anyhow::Result<Serv
     };
     let (_, accepted_before) = accepted_proposals(&first.audit().await?)?;
     let next = Arc::new(AtomicUsize::new(0));
-    let proposals = load(&clients, duration, "signed proposals", move |c, _| {
+    let proposals = load(&clients, duration, "signed proposals", move |c| {
         let (signed, next) = (signed.clone(), next.clone());
         async move {
             match signed.get(next.fetch_add(1, Ordering::Relaxed)) {
-                Some(m) => c.propose(m).await.map(|_| ()).map(|()| true),
+                Some(m) => c.propose(m).await.map(|_| true),
                 None => Ok(false),
             }
         }
@@ -462,45 +446,29 @@ fn summary(p: &PhaseFigures) -> String {
     )
 }
 
-/// Something a load phase's request returns: `Ok(false)` when there was nothing left to send.
-trait Sent {
-    fn sent(&self) -> bool;
-}
-impl Sent for () {
-    fn sent(&self) -> bool {
-        true
-    }
-}
-impl Sent for bool {
-    fn sent(&self) -> bool {
-        *self
-    }
-}
-
-/// Every client sends `request` in a loop until `duration` has passed (or a request says
-/// there is nothing left to send); each request's latency and outcome is recorded.
-async fn load<F, Fut, T>(
+/// Every client sends `request` in a loop until `duration` has passed (or a request returns
+/// `Ok(false)`: nothing left to send); each request's latency and outcome is recorded.
+async fn load<F, Fut>(
     clients: &[Arc<RoomClient>],
     duration: Duration,
     name: &str,
     request: F,
 ) -> PhaseFigures
 where
-    F: Fn(Arc<RoomClient>, usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, RoomClientError>> + Send,
-    T: Sent,
+    F: Fn(Arc<RoomClient>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, RoomClientError>> + Send,
 {
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for (i, c) in clients.iter().enumerate() {
+    for c in clients {
         let (c, request) = (c.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors: BTreeMap<String, usize> = BTreeMap::new();
             while start.elapsed() < duration {
                 let t = Instant::now();
-                match request(c.clone(), i).await {
-                    Ok(r) if !r.sent() => break,
+                match request(c.clone()).await {
+                    Ok(false) => break,
                     Ok(_) => latencies.push(t.elapsed()),
                     Err(e) => {
                         latencies.push(t.elapsed());
