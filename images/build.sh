@@ -13,8 +13,9 @@
 #   OVMF.inteltdx.fd   TDX firmware (TDVF)
 #   manifest.txt       SHA-256 of every input and output
 #   attestation.toml   (with --cleanroom) the contract's [attestation] reference values:
-#                      the SNP launch digest for --vcpus/--vcpu-type (default 2 x EPYC-v4)
-#                      and the TDX MRTD, computed by that `cleanroom` binary
+#                      the SNP launch digest for --vcpus/--vcpu-type (default 2 x EPYC-v4),
+#                      the TDX MRTD and the TDX RTMR1-2 of a direct boot by the TDVF,
+#                      computed by that `cleanroom` binary
 #
 # Same inputs, same bytes: file modes, owners and mtimes (SOURCE_DATE_EPOCH) are fixed,
 # the archive is sorted and device-independent, nothing is compressed with a timestamp.
@@ -131,8 +132,13 @@ if [ -n "$cli" ]; then
   snp="$("$cli" measure snp --ovmf "$out/OVMF.amdsev.fd" --kernel "$out/vmlinuz" \
     --initrd "$out/initrd.img" --append "$CMDLINE" --vcpus "$vcpus" --vcpu-type "$vcpu_type" |
     sed -n 's/^snp measurement: //p')"
-  mrtd="$("$cli" measure tdx --tdvf "$out/OVMF.inteltdx.fd" | sed -n 's/^tdx mrtd: *//p')"
-  [ -n "$snp" ] && [ -n "$mrtd" ] || { echo "build.sh: $cli measure failed" >&2; exit 1; }
+  tdx="$("$cli" measure tdx --tdvf "$out/OVMF.inteltdx.fd" --kernel "$out/vmlinuz" \
+    --initrd "$out/initrd.img" --append "$CMDLINE")"
+  mrtd="$(sed -n 's/^tdx mrtd: *//p' <<<"$tdx")"
+  rtmr1="$(sed -n 's/^tdx rtmr1: *//p' <<<"$tdx")"
+  rtmr2="$(sed -n 's/^tdx rtmr2: *//p' <<<"$tdx")"
+  [ -n "$snp" ] && [ -n "$mrtd" ] && [ -n "$rtmr1" ] && [ -n "$rtmr2" ] ||
+    { echo "build.sh: $cli measure failed" >&2; exit 1; }
   cat > "$out/attestation.toml" <<SNIPPET
 # Reference values of this image ($(sha256sum < "$out/initrd.img" | cut -c1-16)... initrd),
 # computed by images/build.sh with \`cleanroom measure\`. Merge into the contract's
@@ -146,7 +152,13 @@ measurements = ["$snp"]
 [attestation.tdx]
 # MRTD of the TDVF, page additions single-pass (Linux KVM 6.16+; two-pass: older hosts)
 mrtd = ["$mrtd"]
-# rtmr0, rtmr1, rtmr2: from a reference boot on the target host configuration,
+# RTMR1 (the kernel, then the TDVF's boot events) and RTMR2 (the command line, then the
+# initrd) of a direct boot by this TDVF under QEMU 10.1 or later, which hands the kernel over
+# unpatched; QEMU before 10.0: \`cleanroom measure tdx --kernel-setup qemu-patched --memory\`
+# (see docs/deploy.md, which also says why this firmware's Secure Boot stops this boot today)
+rtmr1 = "$rtmr1"
+rtmr2 = "$rtmr2"
+# rtmr0: from a reference boot on the target host configuration,
 # \`cleanroom measure tdx --quote QUOTE\` (see docs/deploy.md)
 SNIPPET
 fi

@@ -15,8 +15,8 @@
 //! - [`collect`]: evidence collection inside a confidential VM (configfs-tsm,
 //!   `/dev/sev-guest`, the Azure vTPM) with platform auto-detection.
 //! - [`measure`]: reference values: the SEV-SNP launch digest from OVMF, kernel, initrd and
-//!   command line; the TDX MRTD from a TDVF image ([`tdvf`]); the `sim` measurement of a
-//!   binary.
+//!   command line; the TDX MRTD from a TDVF image ([`tdvf`]) and RTMR1-2 of a direct kernel
+//!   boot by TDVF ([`rtmr`]); the `sim` measurement of a binary.
 //! - [`sim`]: a software platform for machines without SEV-SNP or TDX. It is INSECURE by
 //!   construction (its root key is public) and is accepted only when the reference values
 //!   say `allow_simulated`; every claim it yields is marked `insecure`.
@@ -40,6 +40,7 @@ pub mod collect;
 mod error;
 mod evidence;
 pub mod measure;
+pub mod rtmr;
 pub mod sim;
 pub mod snp;
 pub mod tdvf;

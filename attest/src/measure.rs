@@ -5,10 +5,12 @@
 //!   the number and type of vCPUs (their VMSAs are measured) and the guest features, with
 //!   the `sev` crate's `measurement` module (RustCrypto, no OpenSSL).
 //! - TDX: MRTD is computed from the TDVF firmware image ([`tdx_mrtd`], the metadata walk in
-//!   [`crate::tdvf`]); MRTD and RTMR0-3 can also be read from a quote captured on a trusted
-//!   launch of the image ([`tdx_reference_from_quote`]): RTMR0 (the TD HOB, ACPI tables and
-//!   firmware configuration the VMM supplies) and RTMR1-2 (the kernel, command line and
-//!   initrd as TDVF and the kernel's EFI stub extend them) come from there.
+//!   [`crate::tdvf`]); RTMR1 (the kernel and TDVF's boot events) and RTMR2 (the command line
+//!   and the initrd, as the kernel's EFI stub measures them) from the kernel, initrd and
+//!   command line of a direct boot ([`tdx_direct_boot_rtmrs`], [`crate::rtmr`]); MRTD and
+//!   RTMR0-3 can also be read from a quote captured on a trusted launch of the image
+//!   ([`tdx_reference_from_quote`]): RTMR0 (the TD HOB, ACPI tables and firmware
+//!   configuration the VMM supplies) comes from there.
 //! - `sim`: SHA-384 of the host binary ([`sim_measurement`]).
 
 use std::path::{Path, PathBuf};
@@ -42,6 +44,11 @@ pub enum MeasureError {
     Tdvf {
         path: String,
         problem: crate::tdvf::TdvfError,
+    },
+    #[error("TDX RTMR1-2 of kernel {kernel} cannot be computed: {problem}")]
+    TdxDirectBoot {
+        kernel: String,
+        problem: crate::rtmr::DirectBootError,
     },
 }
 
@@ -161,6 +168,43 @@ pub fn tdx_mrtd(tdvf: &Path, order: crate::tdvf::PageAddOrder) -> Result<[u8; 48
     })?;
     crate::tdvf::mrtd(&image, order).map_err(|problem| MeasureError::Tdvf {
         path: tdvf.display().to_string(),
+        problem,
+    })
+}
+
+/// The inputs of TDX RTMR1 and RTMR2 for a direct boot by TDVF (QEMU `-kernel`, `-initrd`,
+/// `-append`; see [`crate::rtmr`]).
+#[derive(Debug, Clone)]
+pub struct TdxDirectBootInput {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    /// The command line (`-append`); none is the empty command line.
+    pub append: Option<String>,
+    pub kernel_setup: crate::rtmr::KernelSetup,
+    pub initrd_argument: crate::rtmr::InitrdArgument,
+}
+
+/// RTMR1 and RTMR2 (with their events) of a TD that TDVF boots from these files.
+pub fn tdx_direct_boot_rtmrs(
+    input: &TdxDirectBootInput,
+) -> Result<crate::rtmr::DirectBootRtmrs, MeasureError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| MeasureError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let kernel = read(&input.kernel)?;
+    let initrd = input.initrd.as_deref().map(read).transpose()?;
+    crate::rtmr::direct_boot(&crate::rtmr::DirectBoot {
+        kernel: &kernel,
+        initrd: initrd.as_deref(),
+        cmdline: input.append.as_deref().unwrap_or(""),
+        kernel_setup: input.kernel_setup,
+        initrd_argument: input.initrd_argument,
+    })
+    .map_err(|problem| MeasureError::TdxDirectBoot {
+        kernel: input.kernel.display().to_string(),
         problem,
     })
 }

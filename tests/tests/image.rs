@@ -84,8 +84,9 @@ fn cli_binary() -> PathBuf {
     room_binary().with_file_name("cleanroom")
 }
 
-/// `images/build.sh --room <the suite's cleanroom-room> --out OUT`; stderr on failure.
-fn build_image(out: &Path, dl: Option<&Path>) -> Result<(), (Option<i32>, String)> {
+/// `images/build.sh --room <the suite's cleanroom-room> --out OUT` (with `--cleanroom <the
+/// suite's cleanroom>` if `measure`: it then writes attestation.toml); stderr on failure.
+fn build_image(out: &Path, dl: Option<&Path>, measure: bool) -> Result<(), (Option<i32>, String)> {
     let mut cmd = Command::new("bash");
     cmd.arg(repo().join("images/build.sh"))
         .arg("--room")
@@ -94,6 +95,9 @@ fn build_image(out: &Path, dl: Option<&Path>) -> Result<(), (Option<i32>, String
         .arg(out);
     if let Some(dl) = dl {
         cmd.arg("--dl").arg(dl);
+    }
+    if measure {
+        cmd.arg("--cleanroom").arg(cli_binary());
     }
     let o = cmd.output().unwrap();
     if o.status.success() {
@@ -116,7 +120,7 @@ fn image() -> Option<&'static Path> {
                 return None;
             }
             let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image");
-            build_image(&out, None).unwrap_or_else(|e| panic!("images/build.sh: {e:?}"));
+            build_image(&out, None, true).unwrap_or_else(|e| panic!("images/build.sh: {e:?}"));
             Some(out)
         })
         .as_deref()
@@ -143,8 +147,8 @@ fn two_clean_builds_of_the_image_are_byte_identical() {
     }
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    build_image(a.path(), None).unwrap();
-    build_image(b.path(), None).unwrap();
+    build_image(a.path(), None, false).unwrap();
+    build_image(b.path(), None, false).unwrap();
     for f in OUTPUTS.iter().chain(["manifest.txt"].iter()) {
         let x = std::fs::read(a.path().join(f)).unwrap();
         let y = std::fs::read(b.path().join(f)).unwrap();
@@ -177,7 +181,7 @@ fn the_recipe_refuses_an_input_that_does_not_match_the_lock() {
     bytes[last] ^= 1;
     std::fs::write(&busybox, bytes).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let (code, stderr) = build_image(out.path(), Some(dl.path())).unwrap_err();
+    let (code, stderr) = build_image(out.path(), Some(dl.path()), false).unwrap_err();
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(
         stderr.trim(),
@@ -622,5 +626,185 @@ fn tdx_mrtd_of_a_file_without_tdvf_metadata_is_refused() {
             assert_eq!(problem, cleanroom_attest::tdvf::TdvfError::NoGuidTable);
         }
         other => panic!("expected MeasureError::Tdvf(NoGuidTable), got {other:?}"),
+    }
+}
+
+/// `cleanroom measure tdx --kernel` on the image's kernel, initrd and command line, with
+/// `extra` flags: (RTMR1, RTMR2) as the CLI prints them.
+fn cleanroom_measure_tdx_rtmrs(img: &Path, extra: &[&str]) -> (String, String) {
+    let cmdline = std::fs::read_to_string(img.join("cmdline")).unwrap();
+    let o = Command::new(cli_binary())
+        .args(["measure", "tdx", "--kernel"])
+        .arg(img.join("vmlinuz"))
+        .arg("--initrd")
+        .arg(img.join("initrd.img"))
+        .arg("--append")
+        .arg(&cmdline)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8(o.stdout).unwrap();
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .trim()
+            .to_string()
+    };
+    (field("tdx rtmr1:"), field("tdx rtmr2:"))
+}
+
+/// The same with the second implementation, `tests/python/tdx_rtmr.py`.
+fn python_tdx_rtmrs(img: &Path, extra: &[&str]) -> (String, String) {
+    let cmdline = std::fs::read_to_string(img.join("cmdline")).unwrap();
+    let o = Command::new("python3")
+        .arg(repo().join("tests/python/tdx_rtmr.py"))
+        .arg(img.join("vmlinuz"))
+        .arg(img.join("initrd.img"))
+        .arg(&cmdline)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8(o.stdout).unwrap();
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .trim()
+            .to_string()
+    };
+    (field("rtmr1 "), field("rtmr2 "))
+}
+
+/// TDX RTMR1-2 of the image booted directly by its TDVF, computed from its files by
+/// `cleanroom measure tdx --kernel`, equal those of a second implementation written apart
+/// from it (`tests/python/tdx_rtmr.py`, Python's standard library), for the kernel measured
+/// as the file (QEMU 10.0+, the default) and as QEMU before 10.0 patches its setup header
+/// (1 GiB, 2 GiB and 8 GiB of RAM), and for both places TDVF puts `initrd=initrd`. No
+/// hardware quote of this image exists to compare with.
+#[test]
+fn tdx_rtmr1_and_rtmr2_of_the_image_match_a_second_implementation() {
+    let Some(img) = image() else { return };
+    let cases: [(&str, &[&str], &[&str]); 5] = [
+        ("as the file, initrd=initrd first", &[], &[]),
+        (
+            "as the file, initrd=initrd last",
+            &["--initrd-arg", "suffix"],
+            &["--initrd-suffix"],
+        ),
+        (
+            "patched, 1 GiB",
+            &[
+                "--kernel-setup",
+                "qemu-patched",
+                "--memory",
+                "1024",
+                "--initrd-arg",
+                "suffix",
+            ],
+            &["--initrd-suffix", "--qemu-patched", "0x40000000"],
+        ),
+        (
+            "patched, 2 GiB",
+            &[
+                "--kernel-setup",
+                "qemu-patched",
+                "--memory",
+                "2G",
+                "--initrd-arg",
+                "suffix",
+            ],
+            &["--initrd-suffix", "--qemu-patched", "0x80000000"],
+        ),
+        (
+            "patched, 8 GiB",
+            &[
+                "--kernel-setup",
+                "qemu-patched",
+                "--memory",
+                "8G",
+                "--initrd-arg",
+                "suffix",
+            ],
+            &["--initrd-suffix", "--qemu-patched", "0x200000000"],
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, ours_flags, theirs_flags) in cases {
+        let ours = cleanroom_measure_tdx_rtmrs(img, ours_flags);
+        let theirs = python_tdx_rtmrs(img, theirs_flags);
+        assert_eq!(ours, theirs, "{name}");
+        println!("tdx {name}: rtmr1 {} rtmr2 {}", ours.0, ours.1);
+        results.push(ours);
+    }
+    let [file, file_suffix, p1, p2, p8] = results.try_into().unwrap();
+    // RTMR1 holds the kernel: the same file, the same RTMR1, wherever initrd=initrd goes.
+    assert_eq!(file.0, file_suffix.0);
+    // RTMR2 holds the command line TDVF built.
+    assert_ne!(file.1, file_suffix.1);
+    assert_eq!(file_suffix.1, p1.1);
+    // The patched header holds the initrd's address: below 2.75 GiB it moves with the RAM;
+    // at 2 GiB and from 2.75 GiB on, 2 GiB of RAM are below 4 GiB.
+    assert_ne!(p1.0, file.0);
+    assert_ne!(p1.0, p8.0);
+    assert_eq!(p2.0, p8.0);
+}
+
+/// `images/build.sh --cleanroom` writes the RTMR1-2 `cleanroom measure tdx` computes into the
+/// attestation snippet.
+#[test]
+fn the_image_attestation_snippet_pins_the_computed_rtmr1_and_rtmr2() {
+    let Some(img) = image() else { return };
+    let (rtmr1, rtmr2) = cleanroom_measure_tdx_rtmrs(img, &[]);
+    let snippet = std::fs::read_to_string(img.join("attestation.toml")).unwrap();
+    assert!(
+        snippet.contains(&format!("\nrtmr1 = \"{rtmr1}\"\n")),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains(&format!("\nrtmr2 = \"{rtmr2}\"\n")),
+        "{snippet}"
+    );
+}
+
+/// The Authenticode ranges, checked on the real kernel: its SHA-256 Authenticode digest is
+/// the one Debian signed (the SpcIndirectDataContent digest in its certificate table), which
+/// the signing tool computed independently of this code.
+#[test]
+fn the_kernel_authenticode_digest_is_the_one_its_signature_carries() {
+    let Some(img) = image() else { return };
+    let kernel = std::fs::read(img.join("vmlinuz")).unwrap();
+    // DigestInfo { AlgorithmIdentifier { sha256, NULL }, OCTET STRING (32) }
+    let prefix = hex::decode("0609608648016503040201050004 20".replace(' ', "")).unwrap();
+    let at = kernel
+        .windows(prefix.len())
+        .position(|w| w == prefix)
+        .expect("the kernel carries an Authenticode signature with a SHA-256 digest");
+    let signed = &kernel[at + prefix.len()..at + prefix.len() + 32];
+    let ours = cleanroom_attest::rtmr::authenticode_sha256(&kernel).unwrap();
+    assert_eq!(hex::encode(ours), hex::encode(signed));
+}
+
+/// A file that is no kernel (the initrd) is refused, naming the kernel file and why.
+#[test]
+fn tdx_rtmrs_of_a_file_that_is_no_kernel_are_refused() {
+    let Some(img) = image() else { return };
+    let not_a_kernel = img.join("initrd.img");
+    let err = measure::tdx_direct_boot_rtmrs(&measure::TdxDirectBootInput {
+        kernel: not_a_kernel.clone(),
+        initrd: None,
+        append: None,
+        kernel_setup: cleanroom_attest::rtmr::KernelSetup::AsFile,
+        initrd_argument: cleanroom_attest::rtmr::InitrdArgument::Prefix,
+    })
+    .unwrap_err();
+    match err {
+        MeasureError::TdxDirectBoot { kernel, problem } => {
+            assert_eq!(kernel, not_a_kernel.display().to_string());
+            assert_eq!(problem, cleanroom_attest::rtmr::DirectBootError::NotBzImage);
+        }
+        other => panic!("expected MeasureError::TdxDirectBoot(NotBzImage), got {other:?}"),
     }
 }
