@@ -446,6 +446,130 @@ async fn impostor(evidence: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
     (format!("https://{addr}"), task)
 }
 
+/// A server on 127.0.0.1 presenting a certificate for `key` (carrying `in_certificate` in
+/// the room's evidence extension, when given) that answers `/v1/evidence` with `evidence`.
+async fn impostor_with_key(
+    key: &p384::ecdsa::SigningKey,
+    in_certificate: Option<&[u8]>,
+    evidence: Vec<u8>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use p384::pkcs8::EncodePrivateKey;
+    let pkcs8 = key.to_pkcs8_der().unwrap();
+    let key_pair = rcgen::KeyPair::try_from(pkcs8.as_bytes()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["cleanroom-room".to_string()]).unwrap();
+    if let Some(json) = in_certificate {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                cleanroom_formats::tls::ROOM_EVIDENCE_OID,
+                cleanroom_formats::tls::encode_certificate_evidence(json).unwrap(),
+            ));
+    }
+    let cert = params.self_signed(&key_pair).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(cleanroom_formats::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert.der().to_vec())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8.as_bytes().to_vec().into()),
+        )
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (incoming, _accept) =
+        cleanroom_formats::https::incoming(listener, Some(std::sync::Arc::new(config))).unwrap();
+    let app = axum::Router::new().route(
+        "/v1/evidence",
+        axum::routing::get(move || {
+            let e = evidence.clone();
+            async move { e }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(incoming, app).await;
+    });
+    (format!("https://{addr}"), task)
+}
+
+/// RA-TLS: the room's certificate carries the report of the evidence it serves, and the
+/// member's client checks it. A server holding an attested key that presents a certificate
+/// without the evidence, or with another report in it (the room's earlier boot, say), gets
+/// nothing, although the evidence it serves verifies and binds the key it presents. The
+/// real room's certificate passes (every other test connects to one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_does_not_carry_the_served_evidence_gets_nothing() {
+    let room = Room::new(Spec::default()).await;
+    let state = room.root().join("service");
+    let svc = serve(&room, &state, &[]).unwrap();
+    let c = contract(&room);
+    let real = RoomClient::connect(&svc.url, c.contract()).await.unwrap();
+    let real_bundle: cleanroom_attest::EvidenceBundle =
+        serde_json::from_slice(&boot_evidence(&state)).unwrap();
+    let measurement = cleanroom_attest::inspect_unverified(&real_bundle)
+        .unwrap()
+        .measurement;
+    // Evidence of the contract's own (simulated) measurement, binding a key the impostor
+    // holds: it verifies, and the TLS key is the attested one.
+    let key = p384::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let key_hex = hex::encode(
+        p384::ecdsa::VerifyingKey::from(&key)
+            .to_encoded_point(true)
+            .as_bytes(),
+    );
+    let mut bundle = cleanroom_attest::sim::collect(
+        measurement,
+        c.digest().0,
+        cleanroom_verify::evidence::host_identity_report_data(&key_hex, &c.digest().hex()),
+    );
+    bundle.host_public_key = Some(key_hex);
+    bundle.contract_digest = Some(c.digest().hex());
+    let served = serde_json::to_vec(&bundle).unwrap();
+
+    // The same server with the served evidence in its certificate is accepted: what the
+    // two refusals below change is only the certificate.
+    let (url, task) = impostor_with_key(&key, Some(&served), served.clone()).await;
+    RoomClient::connect(&url, c.contract()).await.unwrap();
+    task.abort();
+
+    let (url, task) = impostor_with_key(&key, None, served.clone()).await;
+    match RoomClient::connect(&url, c.contract()).await {
+        Err(RoomClientError::CertificateWithoutEvidence { .. }) => {}
+        other => panic!("expected CertificateWithoutEvidence, got {other:?}"),
+    }
+    task.abort();
+
+    let other_report = serde_json::to_vec(&real_bundle).unwrap();
+    let (url, task) = impostor_with_key(&key, Some(&other_report), served).await;
+    match RoomClient::connect(&url, c.contract()).await {
+        Err(RoomClientError::CertificateEvidenceMismatch { what, .. }) => {
+            assert_eq!(what, "another report")
+        }
+        other => panic!("expected CertificateEvidenceMismatch, got {other:?}"),
+    }
+    task.abort();
+    drop(real);
+    drop(svc);
+    room.stop().await;
+}
+
+/// The real room's boot evidence as it keeps it in its state directory.
+fn boot_evidence(state: &Path) -> Vec<u8> {
+    std::fs::read(
+        std::fs::read_dir(state.join("room/evidence"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("boot-")
+            })
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// Acceptance 3: the member's client refuses, before sending anything, a room whose
 /// evidence names another contract, one whose evidence has a measurement the contract does
 /// not list, and one whose TLS key is not the key its evidence attests (an impostor relaying
@@ -472,19 +596,7 @@ async fn a_room_that_does_not_prove_the_contract_gets_nothing() {
         other => panic!("expected OtherContract, got {other:?}"),
     }
     // An impostor relaying the real room's evidence under its own TLS key.
-    let real = std::fs::read(
-        std::fs::read_dir(state.join("room/evidence"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("boot-")
-            })
-            .unwrap(),
-    )
-    .unwrap();
+    let real = boot_evidence(&state);
     let (url, task) = impostor(real).await;
     match RoomClient::connect(&url, c.contract()).await {
         Err(RoomClientError::TlsKeyNotAttested { .. }) => {}

@@ -5,8 +5,8 @@
 //! segments, openssl's 1 MiB-block AES-256-GCM figure, and the ratio of each to openssl;
 //! then the cost of one durable audit-log append on a short and on a 10 000-entry log,
 //! against a bare `write + fsync` of one line in the same directory; then runs the two-party
-//! demo (100k impressions, 20k conversions, brokers on 127.0.0.1) three times and prints the
-//! median time of each run phase.
+//! demo's query (100k impressions, 20k conversions, brokers on 127.0.0.1, the one-shot room
+//! process) three times and prints the median time of each run phase.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -66,13 +66,14 @@ fn demo_phases() {
     let mut phases: Vec<(String, Vec<Duration>)> = Vec::new();
     for _ in 0..RUNS {
         let dir = tempfile::tempdir().expect("tempdir");
+        // The demo's room (steps 1 to 5), then its query run by the one-shot room process,
+        // whose report carries the phase timings.
+        let demo =
+            cleanroom_cli::demo::setup(&dir.path().join("demo"), 100_000, &mut std::io::sink())
+                .expect("demo setup");
         let report = rt
-            .block_on(cleanroom_cli::demo::scenario(
-                &dir.path().join("demo"),
-                100_000,
-                &mut std::io::sink(),
-            ))
-            .expect("demo runs");
+            .block_on(cleanroom_cli::processes::run_room(&demo.query))
+            .expect("the demo query runs");
         for (name, d) in report.phases {
             match phases.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(d),

@@ -157,6 +157,76 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// The room service (`cleanroom-room serve --platform sim`) on a free port of 127.0.0.1 in
+/// its own process; killed when dropped. Its standard error goes to `STATE.log`.
+#[derive(Debug)]
+pub struct RoomServiceProcess {
+    child: Child,
+    /// `https://127.0.0.1:PORT`, as it printed it.
+    pub url: String,
+    /// Kept open: the service writes to its standard output.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl RoomServiceProcess {
+    /// Start the service for `contract` (its signatures in `sigs`) with its state in
+    /// `state` and the sealed datasets under `data`, and wait until it listens.
+    pub fn start(contract: &Path, sigs: &Path, state: &Path, data: &Path) -> anyhow::Result<Self> {
+        let bin = room_binary()?;
+        std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+        let log = state.with_extension("log");
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .arg("--contract")
+            .arg(contract)
+            .arg("--sigs")
+            .arg(sigs)
+            .arg("--state")
+            .arg(state)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--platform", "sim"])
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(&log)
+                    .with_context(|| format!("creating {}", log.display()))?,
+            )
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().context("the service's stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        match line.trim().strip_prefix("listening on ") {
+            Some(url) => Ok(Self {
+                url: url.to_string(),
+                child,
+                _stdout: stdout,
+            }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "the room service did not start; its log ({}):\n{}",
+                    log.display(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            }
+        }
+    }
+
+    /// The service's process id (for its memory figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RoomServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The command that runs `cfg` with the room binary in its own process (`cleanroom-room run
 /// --platform sim --json`).
 pub fn room_command(cfg: &RunConfig) -> anyhow::Result<Command> {

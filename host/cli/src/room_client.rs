@@ -2,14 +2,15 @@
 //! it fetches the room's evidence, verifies it against the member's own copy of the
 //! contract (the offline verifier: reference values, the contract digest in launch data,
 //! the identity key in REPORT_DATA), and checks that the TLS key the room presented is that
-//! attested key; every later request goes over TLS pinned to it. A room that fails any of
-//! this gets nothing.
+//! attested key and that the certificate carrying it carries that same report (RA-TLS);
+//! every later request goes over TLS pinned to it. A room that fails any of this gets
+//! nothing.
 
 use cleanroom_formats::room_protocol::{
     Accepted, ErrorBody, MessageBody, RoomRefusalKind, RunAccepted, RunRecord,
 };
 use cleanroom_formats::tls::{
-    SpkiPin, capture_client_config, pinned_client_config, spki_pin_of_der,
+    SpkiPin, capture_client_config, certificate_evidence, pinned_client_config, spki_pin_of_der,
 };
 use cleanroom_policy::Contract;
 use cleanroom_policy::message::SignedMessage;
@@ -40,6 +41,14 @@ pub enum RoomClientError {
         presented: String,
         attested: String,
     },
+    #[error(
+        "room {url}: its TLS certificate carries no attestation evidence (the room service puts its report there), so nothing was sent"
+    )]
+    CertificateWithoutEvidence { url: String },
+    #[error(
+        "room {url}: the evidence in its TLS certificate is not the evidence it serves ({what}), so nothing was sent"
+    )]
+    CertificateEvidenceMismatch { url: String, what: String },
     #[error("room refused the request ({kind:?}): {detail}")]
     Refused {
         kind: RoomRefusalKind,
@@ -50,6 +59,48 @@ pub enum RoomClientError {
 }
 
 type Result<T> = std::result::Result<T, RoomClientError>;
+
+/// The certificate the room presented must carry, in its evidence extension, the report
+/// (platform, report, TD quote, identity key, contract digest) of the evidence it served and
+/// this client verified: the key it proved in the handshake is bound to that very report.
+fn check_certificate_evidence(
+    url: &str,
+    cert: Option<Vec<u8>>,
+    served: &cleanroom_attest::EvidenceBundle,
+) -> Result<()> {
+    let mismatch = |what: &str| RoomClientError::CertificateEvidenceMismatch {
+        url: url.to_string(),
+        what: what.to_string(),
+    };
+    let json = cert
+        .as_deref()
+        .map(certificate_evidence)
+        .transpose()
+        .map_err(|e| mismatch(&e.to_string()))?
+        .flatten()
+        .ok_or_else(|| RoomClientError::CertificateWithoutEvidence {
+            url: url.to_string(),
+        })?;
+    let carried: cleanroom_attest::EvidenceBundle = serde_json::from_slice(&json)
+        .map_err(|e| mismatch(&format!("not an evidence bundle: {e}")))?;
+    let differs = [
+        (carried.platform != served.platform, "platform"),
+        (carried.report != served.report, "report"),
+        (carried.td_quote != served.td_quote, "TD quote"),
+        (
+            carried.host_public_key != served.host_public_key,
+            "identity key",
+        ),
+        (
+            carried.contract_digest != served.contract_digest,
+            "contract digest",
+        ),
+    ];
+    match differs.iter().find(|(d, _)| *d) {
+        Some((_, what)) => Err(mismatch(&format!("another {what}"))),
+        None => Ok(()),
+    }
+}
 
 /// A room whose evidence verified against the contract, reached over TLS pinned to its
 /// attested key. Only [`RoomClient::connect`] makes one.
@@ -122,6 +173,7 @@ impl RoomClient {
                 });
             }
         }
+        check_certificate_evidence(&url, capture.presented_certificate(), &bundle)?;
         let (config, _) = pinned_client_config(pin).map_err(|e| unreachable(&e))?;
         Ok(Self {
             http: client(config)?,
@@ -263,6 +315,10 @@ impl RoomClient {
             .get(&format!("/v1/evidence/runs/{run}"))
             .await?
             .to_vec())
+    }
+    /// The room's boot evidence (what [`RoomClient::connect`] verified).
+    pub async fn evidence(&self) -> Result<Vec<u8>> {
+        Ok(self.get("/v1/evidence").await?.to_vec())
     }
     pub async fn audit(&self) -> Result<Vec<u8>> {
         Ok(self.get("/v1/audit").await?.to_vec())

@@ -208,23 +208,30 @@ fn demo_prints_guarded_table_and_verified_audit_log() {
         out.contains("the next run is refused: the room is suspended by `publisher`"),
         "{out}"
     );
+    // Every member step went through the room service: the members' own files, the
+    // service's state.
+    assert!(out.contains("advertiser$ cleanroom room propose"), "{out}");
+    assert!(out.contains("publisher$ cleanroom room approve"), "{out}");
     for f in [
         "room/contract.toml",
-        "room/audit.jsonl",
-        "room/workload.toml",
+        "service/room/audit.jsonl",
+        "advertiser/workload.toml",
+        "advertiser/contract.toml",
+        "publisher/audit.jsonl",
         "publisher/kbs.db",
         "advertiser/keys/advertiser.enc.key",
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
-    // The log it leaves verifies through the CLI as well, against the runs' evidence.
+    // The log the service keeps verifies through the CLI as well, against the runs'
+    // evidence in its state directory.
     let o = cleanroom(&[
         "audit",
         "verify",
         "--log",
-        dir.join("room/audit.jsonl").to_str().unwrap(),
+        dir.join("service/room/audit.jsonl").to_str().unwrap(),
         "--evidence",
-        dir.join("room/evidence").to_str().unwrap(),
+        dir.join("service/room/evidence").to_str().unwrap(),
         "--contract",
         dir.join("room/contract.toml").to_str().unwrap(),
     ]);
@@ -235,7 +242,7 @@ fn demo_prints_guarded_table_and_verified_audit_log() {
         "audit",
         "verify",
         "--log",
-        dir.join("room/audit.jsonl").to_str().unwrap(),
+        dir.join("service/room/audit.jsonl").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("UNVERIFIED"));

@@ -57,7 +57,7 @@ pub enum RoomRefusalKind {
     UnknownRun,
     /// Only who requested a run and the owners of its inputs may cancel it.
     CancelNotAllowed,
-    /// The run is no longer queued (running or finished): it cannot be cancelled.
+    /// The run has finished (committed, refused or cancelled): it cannot be cancelled.
     RunNotCancellable,
     QueueFull,
     Internal,
@@ -76,7 +76,7 @@ pub enum RunState {
     Refused,
     /// The service stopped while the run was queued or running (found so at the next boot).
     NotCompleted,
-    /// Cancelled by a signed `run-cancel` while queued.
+    /// Cancelled by a signed `run-cancel` while queued or running (before it sealed).
     Cancelled,
 }
 

@@ -170,6 +170,57 @@ fn tls12_not_offered() -> Result<HandshakeSignatureValid, rustls::Error> {
     Err(rustls::Error::General("TLS 1.2 is not offered".into()))
 }
 
+/// The X.509 extension in which a room service's certificate carries its attestation
+/// evidence, RA-TLS style: the room's evidence bundle without the certificate chain and
+/// collateral a verifier also needs (those can run to tens of KB and are served at
+/// `GET /v1/evidence`), as JSON in a DER OCTET STRING. Non-critical. The OID is
+/// 2.25.118440845: an arc under 2.25 (OIDs made from random numbers, X.667) with a 27-bit
+/// random value, not a whole 128-bit UUID, because the DER library that parses certificates
+/// here (`const-oid`) refuses arcs of more than four base-128 bytes (28 bits); a registered
+/// arc replaces it when there is one.
+pub const ROOM_EVIDENCE_OID: &[u64] = &[2, 25, 118_440_845];
+
+fn room_evidence_oid() -> der::asn1::ObjectIdentifier {
+    der::asn1::ObjectIdentifier::new_unwrap("2.25.118440845")
+}
+
+/// The content of the [`ROOM_EVIDENCE_OID`] extension for `evidence_json` (a DER OCTET
+/// STRING holding it).
+pub fn encode_certificate_evidence(evidence_json: &[u8]) -> Result<Vec<u8>, TlsError> {
+    use der::Encode;
+    der::asn1::OctetString::new(evidence_json)
+        .and_then(|o| o.to_der())
+        .map_err(|e| TlsError::Config(format!("evidence extension: {e}")))
+}
+
+/// The evidence JSON a DER certificate carries in its [`ROOM_EVIDENCE_OID`] extension:
+/// `None` when it carries none; an error when the certificate does not parse or carries the
+/// extension twice or malformed.
+pub fn certificate_evidence(cert: &[u8]) -> Result<Option<Vec<u8>>, TlsError> {
+    use der::Decode;
+    let bad = |what: String| TlsError::BadCertificate(what);
+    let cert = x509_cert::Certificate::from_der(cert).map_err(|e| bad(e.to_string()))?;
+    let oid = room_evidence_oid();
+    let mut found = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.extn_id == oid);
+    let Some(ext) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(bad("the evidence extension appears twice".into()));
+    }
+    let inner = der::asn1::OctetString::from_der(ext.extn_value.as_bytes()).map_err(|e| {
+        bad(format!(
+            "the evidence extension is not an OCTET STRING: {e}"
+        ))
+    })?;
+    Ok(Some(inner.as_bytes().to_vec()))
+}
+
 /// Accepts any certificate, checks the handshake signature against its key, and remembers
 /// the SPKI pin of what was presented: for the one request whose answer authenticates the
 /// server by other means (a room service's attestation evidence, which binds its TLS key),
@@ -177,7 +228,7 @@ fn tls12_not_offered() -> Result<HandshakeSignatureValid, rustls::Error> {
 #[derive(Debug)]
 pub struct CaptureVerifier {
     algorithms: WebPkiSupportedAlgorithms,
-    presented: Mutex<Option<SpkiPin>>,
+    presented: Mutex<Option<(SpkiPin, Vec<u8>)>>,
 }
 
 impl CaptureVerifier {
@@ -189,7 +240,20 @@ impl CaptureVerifier {
     }
     /// The pin of the last certificate a server presented (and proved it holds the key of).
     pub fn presented(&self) -> Option<SpkiPin> {
-        *self.presented.lock().unwrap_or_else(|p| p.into_inner())
+        self.presented
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(pin, _)| *pin)
+    }
+
+    /// That certificate (DER), for what else it carries ([`certificate_evidence`]).
+    pub fn presented_certificate(&self) -> Option<Vec<u8>> {
+        self.presented
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, der)| der.clone())
     }
 }
 
@@ -231,7 +295,8 @@ impl ServerCertVerifier for CaptureVerifier {
         let valid = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)?;
         let pin = spki_pin(cert)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        *self.presented.lock().unwrap_or_else(|p| p.into_inner()) = Some(pin);
+        *self.presented.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((pin, cert.as_ref().to_vec()));
         Ok(valid)
     }
 
@@ -289,5 +354,56 @@ pub fn broker_client_config(
         Ok(None)
     } else {
         Err(TlsError::UnsupportedUrl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate(extensions: &[Vec<u8>]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["room".to_string()]).unwrap();
+        for content in extensions {
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    ROOM_EVIDENCE_OID,
+                    content.clone(),
+                ));
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn the_evidence_extension_reads_back_what_was_put_in() {
+        let json = br#"{"platform":"sim","report":"AAAA"}"#;
+        let cert = certificate(&[encode_certificate_evidence(json).unwrap()]);
+        assert_eq!(certificate_evidence(&cert).unwrap().unwrap(), json);
+        assert_eq!(certificate_evidence(&certificate(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_certificate_with_two_evidence_extensions_is_refused() {
+        let one = encode_certificate_evidence(b"{}").unwrap();
+        let cert = certificate(&[one.clone(), one]);
+        match certificate_evidence(&cert) {
+            Err(TlsError::BadCertificate(what)) => assert!(what.contains("twice"), "{what}"),
+            other => panic!("expected BadCertificate, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_evidence_extension_or_certificate_is_refused() {
+        // The extension's content is not an OCTET STRING.
+        let cert = certificate(&[b"not DER".to_vec()]);
+        assert!(matches!(
+            certificate_evidence(&cert),
+            Err(TlsError::BadCertificate(_))
+        ));
+        assert!(matches!(
+            certificate_evidence(b"not a certificate"),
+            Err(TlsError::BadCertificate(_))
+        ));
     }
 }

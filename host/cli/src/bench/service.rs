@@ -17,9 +17,8 @@
 //! one accepted proposal entry per proposal the clients saw accepted.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,7 +32,8 @@ use cleanroom_policy::proposal::ProposalPayload;
 use cleanroom_policy::request::RunRequestPayload;
 use serde::Serialize;
 
-use crate::demo::{self, DemoRoom};
+use crate::demo;
+use crate::processes::RoomServiceProcess;
 use crate::room_client::{RoomClient, RoomClientError, nonce};
 
 #[derive(Debug, Args)]
@@ -177,74 +177,13 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// `cleanroom-room serve` on 127.0.0.1 (a free port), killed when dropped.
-struct ServiceProcess {
-    child: Child,
-    url: String,
-    /// Kept open: the service writes to its standard output.
-    _stdout: BufReader<std::process::ChildStdout>,
+/// The service's resident and peak memory (Linux VmRSS, VmHWM), in bytes.
+fn rss(service: &RoomServiceProcess) -> u64 {
+    super::status_kib(&service.pid().to_string(), "VmRSS:").unwrap_or(0) * 1024
 }
 
-impl ServiceProcess {
-    fn start(demo: &DemoRoom, state: &Path) -> anyhow::Result<Self> {
-        let bin = crate::processes::room_binary()?;
-        std::fs::create_dir_all(state)?;
-        // The service's room is the demo's: one audit log for the service's runs and the
-        // one-shot runs (each broker pins the log it has seen and refuses one behind it).
-        let room = std::path::absolute(&demo.room)?;
-        std::os::unix::fs::symlink(&room, state.join("room"))
-            .with_context(|| format!("linking {} to the demo's room", state.display()))?;
-        let log = state.with_extension("log");
-        let mut child = Command::new(&bin)
-            .arg("serve")
-            .arg("--contract")
-            .arg(&demo.contract)
-            .arg("--sigs")
-            .arg(&demo.sigs)
-            .arg("--state")
-            .arg(state)
-            .arg("--data")
-            .arg(&demo.room)
-            .args(["--listen", "127.0.0.1:0", "--platform", "sim"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut stdout = BufReader::new(child.stdout.take().context("the service's stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        match line.trim().strip_prefix("listening on ") {
-            Some(url) => Ok(Self {
-                url: url.to_string(),
-                child,
-                _stdout: stdout,
-            }),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "the room service did not start; its log ({}):\n{}",
-                    log.display(),
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            }
-        }
-    }
-
-    fn rss(&self) -> u64 {
-        super::status_kib(&self.child.id().to_string(), "VmRSS:").unwrap_or(0) * 1024
-    }
-
-    fn peak_rss(&self) -> u64 {
-        super::status_kib(&self.child.id().to_string(), "VmHWM:").unwrap_or(0) * 1024
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn peak_rss(service: &RoomServiceProcess) -> u64 {
+    super::status_kib(&service.pid().to_string(), "VmHWM:").unwrap_or(0) * 1024
 }
 
 /// What a failed request counts as in the figures.
@@ -275,12 +214,18 @@ pub async fn run(args: &ServiceArgs, out: &mut dyn Write) -> anyhow::Result<Serv
         &mut std::io::sink(),
     )?;
     let state = args.out.join("demo/service");
-    let service = ServiceProcess::start(&demo, &state)?;
+    // The service's room is the demo's: one audit log for the service's runs and the
+    // one-shot runs (each broker pins the log it has seen and refuses one behind it).
+    std::fs::create_dir_all(&state)?;
+    let room = std::path::absolute(&demo.room)?;
+    std::os::unix::fs::symlink(&room, state.join("room"))
+        .with_context(|| format!("linking {} to the demo's room", state.display()))?;
+    let service = RoomServiceProcess::start(&demo.contract, &demo.sigs, &state, &demo.room)?;
     let (contract, _) = cleanroom_formats::load::load_signed_contract(&demo.contract, &demo.sigs)?;
     writeln!(out, "room service at {}", service.url)?;
     let mut memory = vec![MemoryPoint {
         at: "started".into(),
-        rss: service.rss(),
+        rss: rss(&service),
     }];
 
     let mut clients = Vec::with_capacity(args.clients);
@@ -339,7 +284,7 @@ pub async fn run(args: &ServiceArgs, out: &mut dyn Write) -> anyhow::Result<Serv
     )?;
     memory.push(MemoryPoint {
         at: "after the runs".into(),
-        rss: service.rss(),
+        rss: rss(&service),
     });
 
     // 2. Status reads.
@@ -355,7 +300,7 @@ pub async fn run(args: &ServiceArgs, out: &mut dyn Write) -> anyhow::Result<Serv
     writeln!(out, "{}", summary(&reads))?;
     memory.push(MemoryPoint {
         at: "after the reads".into(),
-        rss: service.rss(),
+        rss: rss(&service),
     });
 
     // 3. Signed proposals, each unique, signed before the phase.
@@ -400,9 +345,9 @@ pub async fn run(args: &ServiceArgs, out: &mut dyn Write) -> anyhow::Result<Serv
     writeln!(out, "{}", summary(&proposals))?;
     memory.push(MemoryPoint {
         at: "after the proposals".into(),
-        rss: service.rss(),
+        rss: rss(&service),
     });
-    let peak_rss = service.peak_rss();
+    let peak_rss = peak_rss(&service);
 
     // The audit log the service wrote verifies, with one accepted entry per proposal the
     // clients saw accepted.

@@ -79,8 +79,8 @@ pub enum RoomCommand {
         #[arg(long)]
         wait: bool,
     },
-    /// Cancel a queued run (you requested it, or you own one of its inputs). A run that
-    /// has started cannot be cancelled; suspend the room to withhold its outputs.
+    /// Cancel a queued or running run (you requested it, or you own one of its inputs): a
+    /// running run stops before it seals anything. A finished run cannot be cancelled.
     Cancel {
         /// The run's id (as `room run` printed it).
         #[arg(long, value_name = "ID")]
@@ -116,6 +116,15 @@ pub enum RoomCommand {
     Resume {
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+    },
+    /// Fetch the evidence bundle of a run (its `run_id`, as `room runs` shows it), or with
+    /// no --run the room's boot evidence: what `output open --evidence` and `audit verify
+    /// --evidence DIR` check outputs and checkpoints against.
+    Evidence {
+        #[arg(long, value_name = "RUN_ID")]
+        run: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Fetch the room's audit log (verify it with `audit verify`).
     Audit {
@@ -334,6 +343,20 @@ pub fn run(args: &RoomArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     println!("recorded; suspended by {}", by.join(", "));
                 }
+            }
+            RoomCommand::Evidence { run, out } => {
+                let bytes = match run {
+                    Some(run) => room.run_evidence(run).await?,
+                    None => room.evidence().await?,
+                };
+                fsutil::write_file_atomic(out, &bytes, FileMode::Public)?;
+                println!(
+                    "evidence of {} ({} bytes) written to {}",
+                    run.as_deref()
+                        .map_or("the room's boot".into(), |r| format!("run {r}")),
+                    bytes.len(),
+                    out.display()
+                );
             }
             RoomCommand::Audit { out } => {
                 let bytes = room.audit().await?;

@@ -133,6 +133,7 @@ impl RunningRoom {
 /// The room's boot identity: a fresh key, its evidence verified against the contract.
 struct Booted {
     identity: SigningKey,
+    bundle: cleanroom_attest::EvidenceBundle,
     evidence_json: Vec<u8>,
     insecure: bool,
 }
@@ -189,6 +190,7 @@ fn boot(cfg: &ServeConfig, contract: &SignedContract, room: &Root) -> Result<Boo
     log.checkpoint(&identity, insecure)?;
     Ok(Booted {
         identity,
+        bundle,
         evidence_json,
         insecure,
     })
@@ -280,7 +282,7 @@ pub async fn start(cfg: ServeConfig, listener: tokio::net::TcpListener) -> Resul
             what: e.to_string(),
         })
     })?;
-    let (server_config, pin) = tls::server_config(&booted.identity)?;
+    let (server_config, pin) = tls::server_config(&booted.identity, &booted.bundle)?;
     let (incoming, accept) = cleanroom_formats::https::incoming(listener, Some(server_config))
         .map_err(|e| {
             RoomError::Service(ServiceError::Listen {

@@ -1,10 +1,16 @@
 //! The service's TLS: a self-signed certificate for the room's boot identity key (ECDSA
 //! P-384), so the key a client pins after verifying the evidence is the key the handshake
-//! proves.
+//! proves. The certificate also carries the boot evidence's report (RA-TLS style, without
+//! the chain or collateral): a client sees in the handshake which report binds the key it
+//! is talking to, and the member CLI refuses a room whose certificate's report is not the
+//! evidence it serves.
 
 use std::sync::Arc;
 
-use cleanroom_formats::tls::{SpkiPin, provider, spki_pin_of_der};
+use cleanroom_attest::EvidenceBundle;
+use cleanroom_formats::tls::{
+    ROOM_EVIDENCE_OID, SpkiPin, encode_certificate_evidence, provider, spki_pin_of_der,
+};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use p384::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rustls::ServerConfig;
@@ -19,13 +25,33 @@ fn tls_err(what: impl std::fmt::Display) -> RoomError {
     })
 }
 
-/// The server configuration (TLS 1.3, one certificate for `identity`) and the pin of its
-/// key.
-pub(super) fn server_config(identity: &SigningKey) -> Result<(Arc<ServerConfig>, SpkiPin)> {
+/// The evidence the certificate carries: the boot evidence without the certificate chain
+/// and collateral (served at `GET /v1/evidence`), as JSON.
+pub(super) fn certificate_evidence_json(bundle: &EvidenceBundle) -> Vec<u8> {
+    let mut short = bundle.clone();
+    short.cert_chain.clear();
+    short.collateral = None;
+    serde_json::to_vec(&short).expect("a bundle serialises")
+}
+
+/// The server configuration (TLS 1.3, one certificate for `identity` carrying `evidence`
+/// in its [`ROOM_EVIDENCE_OID`] extension) and the pin of its key.
+pub(super) fn server_config(
+    identity: &SigningKey,
+    evidence: &EvidenceBundle,
+) -> Result<(Arc<ServerConfig>, SpkiPin)> {
     let pkcs8 = identity.to_pkcs8_der().map_err(tls_err)?;
     let key_pair = rcgen::KeyPair::try_from(pkcs8.as_bytes()).map_err(tls_err)?;
-    let params =
+    let mut params =
         rcgen::CertificateParams::new(vec!["cleanroom-room".to_string()]).map_err(tls_err)?;
+    let content =
+        encode_certificate_evidence(&certificate_evidence_json(evidence)).map_err(tls_err)?;
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            ROOM_EVIDENCE_OID,
+            content,
+        ));
     let cert = params.self_signed(&key_pair).map_err(tls_err)?;
     let spki = VerifyingKey::from(identity)
         .to_public_key_der()

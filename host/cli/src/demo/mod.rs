@@ -1,13 +1,19 @@
-//! `cleanroom demo`: two organisations combine sealed data under a signed contract.
+//! `cleanroom demo`: two organisations combine sealed data under a signed contract, through
+//! the room service.
 //!
 //! A publisher (ad impressions, Parquet) and an advertiser (conversions, CSV) each make
-//! keys, run a key broker on 127.0.0.1, seal their data, sign the contract and approve a
-//! reach/conversion query; the room runs it under simulated attestation (INSECURE: this
-//! machine has no SEV-SNP/TDX), drops campaigns reaching fewer than 50 users, seals the
-//! result to the advertiser, who opens it. Then Wasm modules train a model (weights to the
-//! advertiser), score the publisher's audience (a guarded histogram, then per-user scores
-//! the contract allows to the publisher); the publisher suspends and resumes the room; anyone
-//! verifies the audit log.
+//! keys, run a key broker on 127.0.0.1, seal their data and sign the contract (steps 1 to
+//! 4, [`members`]). The operator starts the room service (`cleanroom-room serve`, simulated
+//! attestation: INSECURE, this machine has no SEV-SNP/TDX); from then on each member acts
+//! through its own `cleanroom room ...` processes (`members.rs`): verify the room, propose
+//! and approve a reach/conversion query, run it (campaigns reaching fewer than 50 users are
+//! dropped), fetch and open the sealed result; a differentially private reach; Wasm modules
+//! that train a model (weights to the advertiser) and score the publisher's audience (a
+//! guarded histogram, then per-user scores the contract allows to the publisher); a
+//! suspension and a resumption; the audit log fetched and verified.
+//!
+//! [`setup`] (steps 1 to 5 in the room directory, without the service) is what `cleanroom
+//! bench service` builds its load on.
 
 use cleanroom_formats::fsutil::FileMode;
 use cleanroom_kbs::commands as kbs_cmd;
@@ -25,11 +31,11 @@ use sha2::{Digest, Sha256, Sha384};
 use crate::commands::{contract as contract_cmd, workload as workload_cmd};
 use cleanroom_room::attestation::SimSource;
 
-use crate::processes::{BrokerProcess, room_binary, run_room as run_workload};
-use cleanroom_formats::envelope::ContentKind;
-use cleanroom_formats::{fsutil, keys};
+use crate::processes::{BrokerProcess, room_binary};
+use cleanroom_formats::fsutil;
 use cleanroom_room::run::RunConfig;
-use cleanroom_verify::audit;
+
+mod members;
 
 const MARKER_FILE: &str = ".cleanroom-demo";
 /// Campaigns and their share of impressions; `pilot-x` is tiny, so the guard drops it.
@@ -272,53 +278,6 @@ fn step(out: &mut dyn Write, n: u32, text: &str) -> std::io::Result<()> {
     writeln!(out, "\n[{n}] {text}")
 }
 
-/// Step 8: a differentially private reach per campaign, and the budget left.
-async fn dp_step(
-    out: &mut dyn Write,
-    parties: &Parties<'_>,
-    base: &RunConfig,
-) -> anyhow::Result<()> {
-    step(
-        out,
-        8,
-        "A differentially private reach per campaign: noise from OpenDP, ε 0.5 from the publisher's budget",
-    )?;
-    let cfg = parties.propose_and_approve(
-        "reach-dp.toml",
-        &dp_workload_text(DP_REACH_SQL, 0.5),
-        None,
-        base,
-    )?;
-    let report = run_workload(&cfg).await?;
-    let v = open_output(parties, &report, ContentKind::Result, "", "advertiser")?;
-    writeln!(
-        out,
-        "    {} campaigns released (a campaign's key appears only if its noisy reach passes the threshold):",
-        v.opened.content.rows
-    )?;
-    print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
-    let text = fsutil::read_file(&parties.room.join(cleanroom_formats::audit::LOG_FILE))?;
-    let (contract, _) =
-        cleanroom_formats::load::load_signed_contract(parties.contract, parties.sigs)?;
-    let entries = cleanroom_formats::audit::parse(&text)?;
-    for l in cleanroom_verify::commands::budget::budgets(contract.contract(), &entries) {
-        writeln!(
-            out,
-            "    budget of {}: ε {} spent of {}, {} left (cleanroom budget show --contract {} --log {})",
-            l.dataset,
-            l.spent,
-            l.total,
-            l.left(),
-            parties.contract.display(),
-            parties
-                .room
-                .join(cleanroom_formats::audit::LOG_FILE)
-                .display()
-        )?;
-    }
-    Ok(())
-}
-
 fn print_table(out: &mut dyn Write, csv: &str) -> std::io::Result<()> {
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     let cols = rows.first().map_or(0, Vec::len);
@@ -396,43 +355,19 @@ impl Parties<'_> {
         d.join(format!("keys/{member}.sign.key"))
     }
 
-    /// The advertiser (the contract's only proposer) proposes the workload written to
-    /// `ROOM/<file>`, a module through `module publish` (which checks and stores the
-    /// component); both owners approve the proposal. Returns the run configuration.
+    /// The advertiser (the contract's only proposer) proposes the query workload written to
+    /// `ROOM/<file>`; both owners approve the proposal. Returns the run configuration.
     fn propose_and_approve(
         &self,
         file: &str,
         text: &str,
-        component: Option<&[u8]>,
         base: &RunConfig,
     ) -> anyhow::Result<RunConfig> {
         let w = self.room.join(file);
         fsutil::write_file_atomic(&w, text.as_bytes(), FileMode::Public)?;
         let proposal = workload_cmd::default_proposal(&w);
         let advertiser = self.sign_key("advertiser");
-        match component {
-            Some(bytes) => {
-                crate::signing::publish(
-                    bytes,
-                    self.contract,
-                    self.sigs,
-                    &w,
-                    &advertiser,
-                    &proposal,
-                    Some(self.room),
-                )?;
-            }
-            None => {
-                crate::signing::propose(
-                    self.contract,
-                    self.sigs,
-                    &w,
-                    &advertiser,
-                    None,
-                    &proposal,
-                )?;
-            }
-        }
+        crate::signing::propose(self.contract, self.sigs, &w, &advertiser, None, &proposal)?;
         let approvals = workload_cmd::default_approvals(&w);
         for name in ["publisher", "advertiser"] {
             crate::signing::approve(
@@ -452,273 +387,6 @@ impl Parties<'_> {
             ..base.clone()
         })
     }
-
-    /// [`Self::propose_and_approve`], then the room runs it.
-    async fn propose_approve_run(
-        &self,
-        file: &str,
-        text: &str,
-        component: Option<&[u8]>,
-        base: &RunConfig,
-    ) -> anyhow::Result<cleanroom_room::run::RunReport> {
-        let cfg = self.propose_and_approve(file, text, component, base)?;
-        run_workload(&cfg).await
-    }
-}
-
-/// Open the output of `report` that is the `kind` named `name`, as `member`, after checking
-/// that it is signed by the run's attested key (its evidence verified against the contract).
-fn open_output(
-    parties: &Parties<'_>,
-    report: &cleanroom_room::run::RunReport,
-    kind: ContentKind,
-    name: &str,
-    member: &str,
-) -> anyhow::Result<cleanroom_verify::output::VerifiedOutput> {
-    use cleanroom_formats::envelope::EnvelopeError;
-    use cleanroom_verify::output::{OutputError, open_verified};
-    let dir = if member == "publisher" {
-        parties.pubd
-    } else {
-        parties.advd
-    };
-    let sk = keys::encryption_key(&dir.join(format!("keys/{member}.enc.key")))?;
-    let (signed, _) =
-        cleanroom_formats::load::load_signed_contract(parties.contract, parties.sigs)?;
-    let evidence = parties
-        .room
-        .join(format!("evidence/{}.json", report.run_id));
-    let bundle = serde_json::from_slice(&fsutil::read_file(&evidence)?)?;
-    let now = cleanroom_formats::clock::now_unix();
-    for path in &report.outputs {
-        let file = fsutil::read_file(path)?;
-        match open_verified(&file, member, &sk, signed.contract(), &bundle, now) {
-            Ok(v) if v.opened.content.kind == kind && v.opened.content.name == name => {
-                return Ok(v);
-            }
-            Ok(_) | Err(OutputError::Envelope(EnvelopeError::NotARecipient(_))) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    bail!(
-        "run {} has no {kind} output `{name}` for {member}",
-        report.run_id
-    )
-}
-
-/// Steps 8 to 10: train a model on the joined data (weights to the advertiser only), score
-/// the publisher's audience with it (a guarded histogram to the publisher), then per-user
-/// scores to the publisher, which both owners allowed in the contract (`row_recipients`).
-async fn module_steps(
-    out: &mut dyn Write,
-    parties: &Parties<'_>,
-    base: &RunConfig,
-) -> anyhow::Result<()> {
-    let Parties { room, advd, .. } = *parties;
-    step(
-        out,
-        9,
-        "Training: a Wasm module learns a conversion model from the joined data; the weights go to the advertiser only",
-    )?;
-    // The Wasm steps are the core of the product: a guest that does not build is an error.
-    let training = crate::guest_build::component("training-logreg")
-        .context("building the guest modules (guests/) for the demo's Wasm steps")?;
-    let inference = crate::guest_build::component("inference-score")
-        .context("building the guest modules (guests/) for the demo's Wasm steps")?;
-
-    let t_digest = cleanroom_room::sandbox::digest_hex(&training);
-    let label_sql = format!(
-        "{FEATURES_SQL}, CASE WHEN COUNT(c.user_id_hash) = 0 THEN 0.0 ELSE 1.0 END AS label \
-FROM impressions i LEFT JOIN (SELECT DISTINCT user_id_hash FROM conversions) c \
-ON i.user_id_hash = c.user_id_hash GROUP BY i.user_id_hash"
-    );
-    let text = module_workload(
-        "conversion-model-training",
-        "training",
-        r#"["impressions", "conversions"]"#,
-        &t_digest,
-        &format!("sql = \"{label_sql}\"\nfeatures = [\"imps\", \"sites\"]\nepochs = 300\n"),
-        "recipients = [\"advertiser\"]\nartifact_recipients = [\"advertiser\"]\n",
-    );
-    let report = parties
-        .propose_approve_run("training.toml", &text, Some(&training), base)
-        .await?;
-    writeln!(
-        out,
-        "    the advertiser published module {}... (imports checked) and proposed the workload; both owners approved; the room ran it",
-        &t_digest[..16]
-    )?;
-    let metrics: std::collections::BTreeMap<String, f64> = serde_json::from_slice(
-        &open_output(parties, &report, ContentKind::Metrics, "", "advertiser")?
-            .opened
-            .data,
-    )?;
-    writeln!(
-        out,
-        "    the advertiser opens the metrics: {} users, accuracy {:.3}, loss {:.3}",
-        metrics.get("rows").copied().unwrap_or(0.0),
-        metrics.get("accuracy").copied().unwrap_or(0.0),
-        metrics.get("loss").copied().unwrap_or(0.0)
-    )?;
-    let model = open_output(
-        parties,
-        &report,
-        ContentKind::Artifact,
-        "model",
-        "advertiser",
-    )?
-    .opened
-    .data;
-    writeln!(
-        out,
-        "    and the model weights ({} bytes of JSON), sealed to it alone",
-        model.len()
-    )?;
-
-    step(
-        out,
-        10,
-        "Inference: the publisher's audience is scored with the advertiser's model; only a guarded histogram leaves, to the publisher",
-    )?;
-    // The advertiser seals its model as a dataset of the contract and registers its key.
-    let model_plain = advd.join("conversion-model.json");
-    fsutil::write_file_atomic(&model_plain, &model, FileMode::Secret)?;
-    let parsed = cleanroom_formats::load::load_signed_contract(parties.contract, parties.sigs)?
-        .0
-        .contract()
-        .clone();
-    let model_key = advd.join("conversion-model.key");
-    let _k = crate::sealing::seal_with_key_file(
-        &parsed,
-        parties.contract,
-        "conversion-model",
-        &model_plain,
-        &room.join("data/conversion-model.sealed"),
-        None,
-        Some(&model_key),
-        cleanroom_formats::stream::DEFAULT_SEGMENT_SIZE,
-    )?
-    .keys;
-    std::fs::remove_file(&model_plain)?;
-    let store = kbs_cmd::open_store(&advd.join("kbs.db"), &advd.join("kbs.master-key"))?;
-    kbs_cmd::put(
-        &store,
-        parties.contract,
-        parties.sigs,
-        "conversion-model",
-        &model_key,
-        &room.join("data/conversion-model.sealed"),
-    )?;
-    writeln!(
-        out,
-        "    the advertiser sealed its model as dataset `conversion-model` and registered its key"
-    )?;
-
-    let i_digest = cleanroom_room::sandbox::digest_hex(&inference);
-    let score_sql = format!("{FEATURES_SQL} FROM impressions i GROUP BY i.user_id_hash");
-    let inference_workload = |name: &str, params: &str, tail: &str| {
-        format!(
-            "{}{tail}",
-            module_workload(
-                name,
-                "inference",
-                r#"["impressions", "conversion-model"]"#,
-                &i_digest,
-                &format!("sql = \"{score_sql}\"\nmodel = \"conversion-model\"\n{params}"),
-                "recipients = [\"publisher\"]\n",
-            )
-        )
-    };
-    let text = inference_workload(
-        "audience-scoring",
-        "output = \"histogram\"\nbuckets = 10\n",
-        "\n[guards]\nmin_group_size = 50\nunit_column = \"user_id_hash\"\n",
-    );
-    let report = parties
-        .propose_approve_run("inference.toml", &text, Some(&inference), base)
-        .await?;
-    let content = open_output(
-        parties,
-        &report,
-        ContentKind::Table,
-        "score_histogram",
-        "publisher",
-    )?
-    .opened
-    .data;
-    writeln!(
-        out,
-        "    the publisher opens the score histogram (buckets under 50 users dropped):"
-    )?;
-    print_table(out, &String::from_utf8_lossy(&content))?;
-
-    step(
-        out,
-        11,
-        "Per-user scores: both owners listed the publisher in `row_recipients`, so a row-level scoring run may send it one score per user",
-    )?;
-    let text = inference_workload(
-        "audience-scores-per-user",
-        "output = \"scores\"\nkey = \"user_id_hash\"\n",
-        "row_level = true\n",
-    );
-    let report = parties
-        .propose_approve_run("scores.toml", &text, Some(&inference), base)
-        .await?;
-    let content = open_output(parties, &report, ContentKind::Table, "scores", "publisher")?
-        .opened
-        .data;
-    let content = String::from_utf8_lossy(&content);
-    writeln!(
-        out,
-        "    the publisher opens {} per-user scores (first 5 shown); the advertiser receives none:",
-        content.lines().count().saturating_sub(1)
-    )?;
-    print_table(out, &content.lines().take(6).collect::<Vec<_>>().join("\n"))?;
-    Ok(())
-}
-
-/// Step 11: any member can stop the room (I3). The publisher suspends: the room and both
-/// brokers record it, the next run is refused before any key is requested; then it resumes.
-async fn suspension_step(
-    out: &mut dyn Write,
-    parties: &Parties<'_>,
-    cfg: &RunConfig,
-) -> anyhow::Result<()> {
-    use crate::commands::contract::ContractFiles;
-    use crate::commands::governance::{Delivery, deliver};
-    use cleanroom_policy::MessageType;
-    step(
-        out,
-        12,
-        "Any member can stop the room: the publisher suspends it, the next run is refused, the publisher resumes",
-    )?;
-    let delivery = Delivery {
-        contract: ContractFiles {
-            contract: parties.contract.to_path_buf(),
-            sigs: Some(parties.sigs.to_path_buf()),
-        },
-        key: parties.sign_key("publisher"),
-        reason: "quarterly review".into(),
-        room: Some(parties.room.to_path_buf()),
-        offline: false,
-    };
-    let done = deliver(MessageType::Suspend, &delivery).await?;
-    writeln!(
-        out,
-        "    suspension signed by the publisher, recorded in the room and at {} brokers",
-        done.brokers.iter().filter(|(_, r)| r.is_ok()).count()
-    )?;
-    match run_workload(cfg).await {
-        Err(e) => writeln!(out, "    the next run is refused: {e}")?,
-        Ok(_) => bail!("a run started while the room was suspended"),
-    }
-    deliver(MessageType::Resume, &delivery).await?;
-    writeln!(
-        out,
-        "    the publisher resumes; runs may start again (only the member who suspended can resume)"
-    )?;
-    Ok(())
 }
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
@@ -743,8 +411,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(dir: &Path, impressions: usize) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(scenario(dir, impressions, &mut std::io::stdout().lock()))?;
+    members::scenario(dir, impressions, &mut std::io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -782,109 +449,88 @@ impl DemoRoom {
     }
 }
 
-/// The whole demo, narrated to `out`; returns the run's report (phase timings included).
-pub async fn scenario(
-    dir: &Path,
-    impressions: usize,
-    out: &mut dyn Write,
-) -> anyhow::Result<cleanroom_room::run::RunReport> {
-    let demo = setup(dir, impressions, out)?;
-    let parties = demo.parties();
-    let (room, base, cfg, contract, advd) = (
-        &demo.room,
-        &demo.base,
-        &demo.query,
-        &demo.contract,
-        &demo.advertiser,
-    );
-    let (signed, _) = cleanroom_formats::load::load_signed_contract(&demo.contract, &demo.sigs)?;
-
-    step(
-        out,
-        6,
-        "The room attests itself, gets both keys from the brokers, runs the query, applies the guards, seals the result",
-    )?;
-    let report = run_workload(cfg).await?;
-    cleanroom_room::commands::print_report(out, &report)?;
-
-    step(
-        out,
-        7,
-        "The advertiser opens the sealed result with its private key",
-    )?;
-    let output = report.outputs.first().context("the run wrote no output")?;
-    let v = open_output(&parties, &report, ContentKind::Result, "", "advertiser")?;
-    writeln!(
-        out,
-        "    signed by the run's host key {}..., the key its {} evidence binds; {} rows (campaigns reaching fewer than 50 users were dropped by the guard){}:",
-        &v.host.host_key_hex[..16],
-        v.host.claims.platform,
-        v.opened.content.rows,
-        if v.opened.header.insecure {
-            "; marked INSECURE (simulated attestation)"
-        } else {
-            ""
-        }
-    )?;
-    print_table(out, &String::from_utf8_lossy(&v.opened.data))?;
-
-    dp_step(out, &parties, base).await?;
-    module_steps(out, &parties, cfg).await?;
-    suspension_step(out, &parties, cfg).await?;
-
-    step(
-        out,
-        13,
-        "Anyone verifies the audit log against the runs' evidence",
-    )?;
-    let log = room.join(cleanroom_formats::audit::LOG_FILE);
-    let runs = cleanroom_verify::commands::audit::load_evidence(
-        &[room.join("evidence")],
-        signed.contract(),
-        cleanroom_formats::clock::now_unix(),
-    )?;
-    let (s, a) = audit::verify_against_evidence(&fsutil::read_file(&log)?, &[], &runs)?;
-    writeln!(
-        out,
-        "    audit log verified: {} entries, {} checkpoint(s) signed by the key bound in their run's evidence ({} bundles verified against the contract), head {}",
-        s.entries,
-        a.checkpoints,
-        runs.len(),
-        &s.head[..16]
-    )?;
-    if a.uncovered_tail > 0 {
-        writeln!(
-            out,
-            "    the last {} entries (the refused run, which never attested) are covered by no attested checkpoint",
-            a.uncovered_tail
-        )?;
-    }
-    drop(demo.brokers);
-    writeln!(
-        out,
-        "\nDone. Try: cleanroom audit show --log {}",
-        log.display()
-    )?;
-    writeln!(
-        out,
-        "          cleanroom audit verify --log {} --evidence {} --contract {}",
-        log.display(),
-        room.join("evidence").display(),
-        contract.display()
-    )?;
-    writeln!(
-        out,
-        "          cleanroom output open --in {} --name advertiser --key {} --contract {}",
-        output.display(),
-        advd.join("keys/advertiser.enc.key").display(),
-        contract.display()
-    )?;
-    Ok(report)
+/// The members after the demo's steps 1 to 4: their keys, their brokers running (stopped
+/// when this is dropped), the signed contract in `room/`, the sealed data registered.
+#[derive(Debug)]
+pub struct Members {
+    pub brokers: Vec<BrokerProcess>,
+    pub publisher: PathBuf,
+    pub advertiser: PathBuf,
+    /// The room's directory: the contract, its signatures, the sealed datasets.
+    pub room: PathBuf,
+    pub contract: PathBuf,
+    pub sigs: PathBuf,
+    /// The `sim` measurement the contract lists (SHA-384 of the room binary), hex.
+    pub measurement: String,
 }
 
 /// The demo's steps 1 to 5, narrated to `out`: keys, brokers, contract, sealed data, the
-/// query proposed and approved. `dir` is emptied first (it must be new or a demo's).
+/// query proposed and approved in the room directory. `dir` is emptied first (it must be
+/// new or a demo's).
 pub fn setup(dir: &Path, impressions: usize, out: &mut dyn Write) -> anyhow::Result<DemoRoom> {
+    let Members {
+        brokers,
+        publisher: pubd,
+        advertiser: advd,
+        room,
+        contract,
+        sigs,
+        measurement,
+    } = members(dir, impressions, out)?;
+    let (signed, _) = cleanroom_formats::load::load_signed_contract(&contract, &sigs)?;
+    step(
+        out,
+        5,
+        "The advertiser proposes the query (a signed proposal); both owners check it and approve its exact digest",
+    )?;
+    let parties = Parties {
+        room: &room,
+        pubd: &pubd,
+        advd: &advd,
+        contract: &contract,
+        sigs: &sigs,
+    };
+    let base = RunConfig {
+        contract: contract.clone(),
+        contract_sigs: sigs.clone(),
+        workload: room.join("workload.toml"),
+        approvals: room.join("workload.toml.approvals"),
+        proposal: room.join("workload.toml.proposal"),
+        room_dir: room.clone(),
+        data_dir: room.clone(),
+        evidence: Arc::new(SimSource {
+            measurement: hex::decode(&measurement)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("a SHA-384 is 48 bytes"))?,
+            launch_digest: signed.digest().0,
+        }),
+        memory_limit: cleanroom_room::engine::DEFAULT_MEMORY_LIMIT,
+        module: None,
+        cancel: None,
+    };
+    let cfg = parties.propose_and_approve("workload.toml", &workload_text(DEMO_SQL), &base)?;
+    writeln!(
+        out,
+        "    workload digest {} proposed by the advertiser, approved by publisher and advertiser",
+        cleanroom_formats::load::load_workload(&cfg.workload)?
+            .digest()
+            .hex()
+    )?;
+    Ok(DemoRoom {
+        brokers,
+        publisher: pubd,
+        advertiser: advd,
+        room,
+        contract,
+        sigs,
+        base,
+        query: cfg,
+    })
+}
+
+/// The demo's steps 1 to 4, narrated to `out`: keys, brokers, contract, sealed data. `dir`
+/// is emptied first (it must be new or a demo's).
+pub fn members(dir: &Path, impressions: usize, out: &mut dyn Write) -> anyhow::Result<Members> {
     if impressions < 5_000 {
         bail!("--impressions {impressions}: use at least 5000 so the contract's min_rows holds");
     }
@@ -1036,54 +682,13 @@ pub fn setup(dir: &Path, impressions: usize, out: &mut dyn Write) -> anyhow::Res
         )?;
     }
 
-    step(
-        out,
-        5,
-        "The advertiser proposes the query (a signed proposal); both owners check it and approve its exact digest",
-    )?;
-    let parties = Parties {
-        room: &room,
-        pubd: &pubd,
-        advd: &advd,
-        contract: &contract,
-        sigs: &sigs,
-    };
-    let base = RunConfig {
-        contract: contract.clone(),
-        contract_sigs: sigs.clone(),
-        workload: room.join("workload.toml"),
-        approvals: room.join("workload.toml.approvals"),
-        proposal: room.join("workload.toml.proposal"),
-        room_dir: room.clone(),
-        data_dir: room.clone(),
-        evidence: Arc::new(SimSource {
-            measurement: hex::decode(&measurement)?
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("a SHA-384 is 48 bytes"))?,
-            launch_digest: signed.digest().0,
-        }),
-        memory_limit: cleanroom_room::engine::DEFAULT_MEMORY_LIMIT,
-        module: None,
-        cancel: None,
-    };
-    let cfg =
-        parties.propose_and_approve("workload.toml", &workload_text(DEMO_SQL), None, &base)?;
-    writeln!(
-        out,
-        "    workload digest {} proposed by the advertiser, approved by publisher and advertiser",
-        cleanroom_formats::load::load_workload(&cfg.workload)?
-            .digest()
-            .hex()
-    )?;
-
-    Ok(DemoRoom {
+    Ok(Members {
         brokers,
         publisher: pubd,
         advertiser: advd,
         room,
         contract,
         sigs,
-        base,
-        query: cfg,
+        measurement,
     })
 }
