@@ -10,7 +10,9 @@
 //!   (`parquet:aad-file-unique:<hex>`).
 //!
 //! Parsing needs no Parquet reader: the FileCryptoMetaData is a small Thrift compact struct,
-//! read here with bounds on every length and on nesting.
+//! read here with bounds on every length. Only what the format defines is read, each field
+//! of its type and once: the identity must be the value the Parquet reader authenticates
+//! the file with, and any encoding two readers could read differently is refused.
 
 use std::fmt;
 use std::str::FromStr;
@@ -150,20 +152,31 @@ struct Compact<'a> {
 const T_STOP: u8 = 0;
 const T_TRUE: u8 = 1;
 const T_FALSE: u8 = 2;
-const T_BYTE: u8 = 3;
-const T_I16: u8 = 4;
-const T_I32: u8 = 5;
-const T_I64: u8 = 6;
-const T_DOUBLE: u8 = 7;
 const T_BINARY: u8 = 8;
-const T_LIST: u8 = 9;
-const T_SET: u8 = 10;
-const T_MAP: u8 = 11;
 const T_STRUCT: u8 = 12;
-const MAX_DEPTH: usize = 16;
 
 fn malformed() -> IdentityError {
     IdentityError::NotEncryptedParquet("FileCryptoMetaData is malformed")
+}
+
+fn repeated() -> IdentityError {
+    IdentityError::NotEncryptedParquet("FileCryptoMetaData has a field twice")
+}
+
+fn retyped() -> IdentityError {
+    IdentityError::NotEncryptedParquet("FileCryptoMetaData has a field of another type")
+}
+
+fn unknown() -> IdentityError {
+    IdentityError::NotEncryptedParquet("FileCryptoMetaData has a field the format does not define")
+}
+
+/// Marks a field seen; a second time is refused.
+fn once(seen: &mut bool) -> Result<(), IdentityError> {
+    if std::mem::replace(seen, true) {
+        return Err(repeated());
+    }
+    Ok(())
 }
 
 impl<'a> Compact<'a> {
@@ -217,82 +230,35 @@ impl<'a> Compact<'a> {
         Ok(Some((id, ty)))
     }
 
-    fn skip(&mut self, ty: u8, depth: usize) -> Result<(), IdentityError> {
-        if depth > MAX_DEPTH {
-            return Err(malformed());
-        }
-        match ty {
-            T_TRUE | T_FALSE => Ok(()),
-            T_BYTE => self.byte().map(drop),
-            T_I16 | T_I32 | T_I64 => self.varint().map(drop),
-            T_DOUBLE => {
-                for _ in 0..8 {
-                    self.byte()?;
-                }
-                Ok(())
-            }
-            T_BINARY => self.binary().map(drop),
-            T_LIST | T_SET => {
-                let h = self.byte()?;
-                let n = match h >> 4 {
-                    15 => self.varint()?,
-                    n => u64::from(n),
-                };
-                let elem = h & 0x0f;
-                if n > self.buf.len() as u64 {
-                    return Err(malformed());
-                }
-                for _ in 0..n {
-                    // A bool element is one byte.
-                    if elem == T_TRUE || elem == T_FALSE {
-                        self.byte()?;
-                    } else {
-                        self.skip(elem, depth + 1)?;
-                    }
-                }
-                Ok(())
-            }
-            T_MAP => {
-                let n = self.varint()?;
-                if n == 0 {
-                    return Ok(());
-                }
-                if n > self.buf.len() as u64 {
-                    return Err(malformed());
-                }
-                let kv = self.byte()?;
-                for _ in 0..n {
-                    self.skip(kv >> 4, depth + 1)?;
-                    self.skip(kv & 0x0f, depth + 1)?;
-                }
-                Ok(())
-            }
-            T_STRUCT => {
-                let mut last = 0;
-                while let Some((_, t)) = self.field(&mut last)? {
-                    self.skip(t, depth + 1)?;
-                }
-                Ok(())
-            }
-            _ => Err(malformed()),
-        }
-    }
+    // The identity must be the value the Parquet reader authenticates the file with, so
+    // these read only what the format defines, each field of its type and at most once, and
+    // refuse anything else rather than skip it: parquet-rs reads a repeated field's last
+    // value, reads a known field as its defined type whatever its header says, and skips a
+    // list of bools as taking no bytes, so a lenient reader (first value wins, fields of
+    // another type or unknown fields skipped) can be shown one `aad_file_unique` while
+    // parquet-rs decrypts with another (tests/parquet_identity.rs).
 
     /// FileCryptoMetaData { 1: EncryptionAlgorithm encryption_algorithm; 2: binary
     /// key_metadata } → the `aad_file_unique` of its AES_GCM_V1 or AES_GCM_CTR_V1.
     fn file_crypto_metadata(&mut self) -> Result<Option<&'a [u8]>, IdentityError> {
         let mut last = 0;
         let mut unique = None;
-        let mut seen_algorithm = false;
+        let (mut algorithm, mut key_metadata) = (false, false);
         while let Some((id, ty)) = self.field(&mut last)? {
-            if id == 1 && ty == T_STRUCT && !seen_algorithm {
-                seen_algorithm = true;
-                unique = self.encryption_algorithm()?;
-            } else {
-                self.skip(ty, 1)?;
+            match (id, ty) {
+                (1, T_STRUCT) => {
+                    once(&mut algorithm)?;
+                    unique = self.encryption_algorithm()?;
+                }
+                (2, T_BINARY) => {
+                    once(&mut key_metadata)?;
+                    self.binary()?;
+                }
+                (1 | 2, _) => return Err(retyped()),
+                _ => return Err(unknown()),
             }
         }
-        if !seen_algorithm {
+        if !algorithm {
             return Err(IdentityError::NotEncryptedParquet(
                 "FileCryptoMetaData has no encryption algorithm",
             ));
@@ -300,29 +266,42 @@ impl<'a> Compact<'a> {
         Ok(unique)
     }
 
-    /// union EncryptionAlgorithm { 1: AesGcmV1; 2: AesGcmCtrV1 }, each { 1: binary
-    /// aad_prefix; 2: binary aad_file_unique; 3: bool supply_aad_prefix }.
+    /// union EncryptionAlgorithm { 1: AesGcmV1; 2: AesGcmCtrV1 }: exactly one of them.
     fn encryption_algorithm(&mut self) -> Result<Option<&'a [u8]>, IdentityError> {
         let mut last = 0;
-        let mut unique = None;
-        let mut variants = 0;
-        while let Some((id, ty)) = self.field(&mut last)? {
-            if (id == 1 || id == 2) && ty == T_STRUCT {
-                variants += 1;
-                let mut inner_last = 0;
-                while let Some((fid, fty)) = self.field(&mut inner_last)? {
-                    if fid == 2 && fty == T_BINARY {
-                        unique = Some(self.binary()?);
-                    } else {
-                        self.skip(fty, 3)?;
-                    }
-                }
-            } else {
-                self.skip(ty, 2)?;
-            }
+        match self.field(&mut last)? {
+            Some((1 | 2, T_STRUCT)) => {}
+            Some((1 | 2, _)) => return Err(retyped()),
+            Some(_) => return Err(unknown()),
+            None => return Err(malformed()),
         }
-        if variants != 1 {
-            return Err(malformed());
+        let unique = self.aes()?;
+        if self.field(&mut last)?.is_some() {
+            return Err(repeated());
+        }
+        Ok(unique)
+    }
+
+    /// AesGcmV1 and AesGcmCtrV1 alike: { 1: binary aad_prefix; 2: binary aad_file_unique;
+    /// 3: bool supply_aad_prefix }.
+    fn aes(&mut self) -> Result<Option<&'a [u8]>, IdentityError> {
+        let mut last = 0;
+        let mut unique = None;
+        let mut seen = [false; 3];
+        while let Some((id, ty)) = self.field(&mut last)? {
+            match (id, ty) {
+                (1, T_BINARY) => {
+                    once(&mut seen[0])?;
+                    self.binary()?;
+                }
+                (2, T_BINARY) => {
+                    once(&mut seen[1])?;
+                    unique = Some(self.binary()?);
+                }
+                (3, T_TRUE | T_FALSE) => once(&mut seen[2])?,
+                (1..=3, _) => return Err(retyped()),
+                _ => return Err(unknown()),
+            }
         }
         Ok(unique)
     }
@@ -368,6 +347,74 @@ mod tests {
             FileIdentity::of_sealed_stream(b"not sealed"),
             Err(IdentityError::NotASealedStream(_))
         ));
+    }
+
+    /// A PME tail around `meta` (a FileCryptoMetaData) and a stand-in encrypted footer.
+    fn tail(meta: &[u8]) -> Vec<u8> {
+        let mut f = b"PARE".to_vec();
+        f.extend_from_slice(meta);
+        f.extend_from_slice(&44u32.to_le_bytes());
+        f.extend_from_slice(&[0xa5; 44]);
+        f.extend_from_slice(&((meta.len() + 48) as u32).to_le_bytes());
+        f.extend_from_slice(b"PARE");
+        f
+    }
+
+    /// The encodings parquet-rs and a lenient reader would read differently are refused:
+    /// an unknown field (a list of bools, which parquet-rs skips as taking no bytes, could
+    /// hide a field from one reader), a known field of another wire type, a field twice, a
+    /// second variant of the algorithm.
+    #[test]
+    fn crypto_metadata_two_readers_could_read_differently_is_refused() {
+        let algorithm = [0x1c, 0x1c, 0x28, 0x02, 0xab, 0xcd, 0x00, 0x00];
+        let well_formed = [&algorithm[..], &[0x18, 0x01, 0x6b, 0x00]].concat();
+        assert_eq!(
+            FileIdentity::of_encrypted_parquet(&tail(&well_formed)),
+            Ok(FileIdentity::Parquet(vec![0xab, 0xcd]))
+        );
+        let refused = |meta: Vec<u8>, what: &str| {
+            assert_eq!(
+                FileIdentity::of_encrypted_parquet(&tail(&meta)),
+                Err(IdentityError::NotEncryptedParquet(match what {
+                    "unknown" => "FileCryptoMetaData has a field the format does not define",
+                    "retyped" => "FileCryptoMetaData has a field of another type",
+                    _ => "FileCryptoMetaData has a field twice",
+                })),
+                "{meta:02x?}"
+            );
+        };
+        // Field 3, list of two bools, before the algorithm.
+        refused(
+            [&[0x39, 0x21, 0x01, 0x01][..], &algorithm].concat(),
+            "unknown",
+        );
+        // key_metadata as an i32.
+        refused([&algorithm[..], &[0x15, 0x02, 0x00]].concat(), "retyped");
+        // aad_file_unique as a struct.
+        refused(vec![0x1c, 0x1c, 0x2c, 0x00, 0x00, 0x00, 0x00], "retyped");
+        // key_metadata twice (the second in long form: zigzag id 2).
+        refused(
+            [
+                &algorithm[..],
+                &[0x18, 0x01, 0x6b, 0x08, 0x04, 0x01, 0x6c, 0x00],
+            ]
+            .concat(),
+            "twice",
+        );
+        // aad_file_unique twice (parquet-rs keeps the second).
+        refused(
+            vec![
+                0x1c, 0x1c, 0x28, 0x01, 0xab, 0x08, 0x04, 0x01, 0xcd, 0x00, 0x00, 0x00,
+            ],
+            "twice",
+        );
+        // AES_GCM_V1 and AES_GCM_CTR_V1 in one union.
+        refused(
+            vec![
+                0x1c, 0x1c, 0x28, 0x01, 0xab, 0x00, 0x1c, 0x28, 0x01, 0xcd, 0x00, 0x00, 0x00,
+            ],
+            "twice",
+        );
     }
 
     #[test]
