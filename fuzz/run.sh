@@ -37,7 +37,7 @@ cd "$root"
 fuzz=fuzz
 all_targets=(contract_toml workload_toml cose_bytes cose_base64 snp_report snp_chain tdx_quote
   azure_hcl evidence_json evidence_parts sealed_stream output_envelope key_file file_identity
-  kbs_json jwe audit_log pme_key_material arrow_ipc)
+  kbs_json jwe audit_log pme_key_material arrow_ipc parquet_encrypted room_api)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 cap=${FUZZ_CORPUS_CAP:-300}
 budget=${FUZZ_CORPUS_BYTES:-524288}
@@ -73,6 +73,8 @@ dict_for() {
     snp_chain | tdx_quote | evidence_parts) echo "$fuzz/dict/parts.dict" ;;
     sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log | pme_key_material)
       echo "$fuzz/dict/formats.dict" ;;
+    parquet_encrypted) echo "$fuzz/dict/parquet.dict" ;;
+    room_api) echo "$fuzz/dict/room.dict" ;;
     *) echo "" ;;
   esac
 }
@@ -80,10 +82,13 @@ dict_for() {
 # Largest single allocation (MB) a target may make before libFuzzer reports it as an OOM
 # crash (libFuzzer's default is the RSS limit). The formats parsers read length fields from
 # their input; the largest they may allocate by design is two sealed-stream segment buffers
-# of MAX_SEGMENT_SIZE (16 MiB) + 16 bytes each, so anything above 64 MB is a finding.
+# of MAX_SEGMENT_SIZE (16 MiB) + 16 bytes each, so anything above 64 MB is a finding. The
+# room's targets read files and bodies of a few kB under a 64 MiB engine memory pool: the
+# same limit.
 malloc_limit_for() {
   case $1 in
-    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log | pme_key_material | arrow_ipc)
+    sealed_stream | output_envelope | key_file | file_identity | kbs_json | jwe | audit_log | \
+      pme_key_material | arrow_ipc | parquet_encrypted | room_api)
       echo 64 ;;
     *) echo 2048 ;;
   esac

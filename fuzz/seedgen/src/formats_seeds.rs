@@ -34,7 +34,7 @@ use crate::{Corpus, fuzz_dir, parts_seed};
 
 /// The existing seed `fuzz/corpus/<target>/seed-<name>` if `valid` accepts it, else `make()`
 /// (which `valid` must accept).
-fn kept_or(
+pub(crate) fn kept_or(
     target: &str,
     name: &str,
     valid: impl Fn(&[u8]) -> bool,

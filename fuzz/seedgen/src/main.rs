@@ -1,5 +1,6 @@
 //! Writes the seed corpora `fuzz/corpus/<target>/seed-*` and `fuzz/fixtures/contract.toml`.
-//! The seeds of the `cleanroom-formats` targets are written by [`formats_seeds`].
+//! The seeds of the `cleanroom-formats` targets are written by [`formats_seeds`], those of
+//! the `cleanroom-room` targets by [`room_seeds`].
 //!
 //! Seeds come from the real attestation vectors (`attest/tests/data`, copied unchanged from
 //! `shared/testdata/attestation`), the contract and workload examples in `docs/` and the
@@ -27,7 +28,11 @@ mod formats;
 #[path = "../../src/tabular.rs"]
 mod tabular;
 
+#[path = "../../src/room.rs"]
+mod room;
+
 mod formats_seeds;
+mod room_seeds;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -974,7 +979,7 @@ fn verify(bundle: &EvidenceBundle, vmpl: Option<u32>) -> Result<(), cleanroom_at
     cleanroom_attest::verify(bundle, &attest::refs(vmpl), &expected, parts::JULY_2025).map(|_| ())
 }
 
-/// `seedgen [policy] [attest] [formats]`: the seeds of those crates' targets (default: all);
+/// `seedgen [policy] [attest] [formats] [room]`: the seeds of those crates' targets (default: all);
 /// the corpora of the others are left alone.
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -988,6 +993,9 @@ fn main() {
     }
     if wanted("formats") {
         formats_seeds::formats_seeds(&mut corpus);
+    }
+    if wanted("room") {
+        room_seeds::room_seeds(&mut corpus);
     }
     corpus.write();
 }

@@ -20,6 +20,8 @@
 //!   (see `wit/` and `docs/modules.md`).
 //! - [`service`]: the room as a service (`serve`): boot attestation, attested HTTPS,
 //!   members' signed requests, the run queue.
+//! - [`requests`]: the service's signed requests as its routes parse and check them before
+//!   anything changes (fuzzed: `room_api`).
 //! - [`audit`]: the audit-log writer.
 //! - [`attestation`]: the room's evidence sources and its `sim` measurement.
 //! - [`kbs_client`]: the room's side of the key broker protocol.
@@ -52,6 +54,7 @@ pub mod error;
 pub mod failpoint;
 pub mod guards;
 pub mod kbs_client;
+pub mod requests;
 pub mod rules;
 pub mod run;
 pub mod sandbox;

@@ -7,18 +7,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use cleanroom_formats::audit::{Decision, Step};
 use cleanroom_formats::fsutil::{self, FileMode, Root};
-use cleanroom_formats::room_protocol::{
-    Accepted, ErrorBody, MessageBody, RoomRefusalKind, RunAccepted,
-};
+use cleanroom_formats::room_protocol::{Accepted, MessageBody, RunAccepted};
+use cleanroom_policy::SignedContract;
 use cleanroom_policy::message::{MessageType, SignedMessage};
-use cleanroom_policy::request::{self, RunCancelPayload, RunRequestPayload};
-use cleanroom_policy::workload::{ApprovalPayload, RevocationPayload};
-use cleanroom_policy::{PolicyError, SignedContract};
+use cleanroom_policy::request::RunRequestPayload;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -26,6 +23,7 @@ use super::ServeConfig;
 use super::state::{RunRecord, RunState, Runs, WorkloadFiles, is_digest, workload_files};
 use crate::audit::{AuditLog, Event, VerifiedLog};
 use crate::error::Result;
+use crate::requests::{self, RequestRefusal, message};
 use crate::run::{Cancellation, RunConfig};
 
 /// The OpenAPI 3.1 description of the routes (kept in `docs/api/openapi.json`).
@@ -56,93 +54,6 @@ const MODULE_LIMIT: usize = 64 << 20;
 
 /// Largest request body (a proposal carries a workload's text).
 const BODY_LIMIT: usize = 1 << 20;
-
-/// Why the service refused a request. `kind()` is the stable wire `type`.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestRefusal {
-    #[error("request is malformed: {0}")]
-    Malformed(String),
-    #[error("{0}")]
-    Policy(PolicyError),
-    #[error("the request's nonce was seen before: a replay")]
-    Replayed,
-    #[error("no workload {digest} here: propose it first")]
-    UnknownWorkload { digest: String },
-    #[error("no output `{name}`")]
-    UnknownOutput { name: String },
-    #[error("member `{member}` is not a recipient of output `{name}`")]
-    NotARecipient { member: String, name: String },
-    #[error("no run `{id}`")]
-    UnknownRun { id: String },
-    #[error("run `{id}` is {state} and can no longer be cancelled")]
-    RunNotCancellable { id: String, state: &'static str },
-    #[error("the run queue is full ({max} waiting); try again later")]
-    QueueFull { max: usize },
-    #[error("room storage error")]
-    Storage,
-}
-
-impl RequestRefusal {
-    pub fn kind(&self) -> RoomRefusalKind {
-        match self {
-            RequestRefusal::Malformed(_) => RoomRefusalKind::MalformedRequest,
-            RequestRefusal::Policy(p) => match p {
-                PolicyError::SignerNotAMember { .. } => RoomRefusalKind::NotAMember,
-                PolicyError::BadSignature { .. } => RoomRefusalKind::BadSignature,
-                PolicyError::StaleRequest { .. } => RoomRefusalKind::StaleRequest,
-                PolicyError::RunNotAllowed { .. } => RoomRefusalKind::RunNotAllowed,
-                PolicyError::CancelNotAllowed { .. } => RoomRefusalKind::CancelNotAllowed,
-                PolicyError::WrongMessageType { .. } | PolicyError::MalformedMessage { .. } => {
-                    RoomRefusalKind::MalformedRequest
-                }
-                _ => RoomRefusalKind::PolicyRefused,
-            },
-            RequestRefusal::Replayed => RoomRefusalKind::Replayed,
-            RequestRefusal::UnknownWorkload { .. } => RoomRefusalKind::UnknownWorkload,
-            RequestRefusal::UnknownOutput { .. } => RoomRefusalKind::UnknownOutput,
-            RequestRefusal::NotARecipient { .. } => RoomRefusalKind::NotARecipient,
-            RequestRefusal::UnknownRun { .. } => RoomRefusalKind::UnknownRun,
-            RequestRefusal::RunNotCancellable { .. } => RoomRefusalKind::RunNotCancellable,
-            RequestRefusal::QueueFull { .. } => RoomRefusalKind::QueueFull,
-            RequestRefusal::Storage => RoomRefusalKind::Internal,
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self.kind() {
-            RoomRefusalKind::MalformedRequest => StatusCode::BAD_REQUEST,
-            RoomRefusalKind::NotAMember | RoomRefusalKind::BadSignature => StatusCode::UNAUTHORIZED,
-            RoomRefusalKind::StaleRequest
-            | RoomRefusalKind::Replayed
-            | RoomRefusalKind::RunNotCancellable => StatusCode::CONFLICT,
-            RoomRefusalKind::UnknownWorkload
-            | RoomRefusalKind::UnknownOutput
-            | RoomRefusalKind::UnknownRun => StatusCode::NOT_FOUND,
-            RoomRefusalKind::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
-            RoomRefusalKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::FORBIDDEN,
-        }
-    }
-}
-
-impl From<PolicyError> for RequestRefusal {
-    fn from(e: PolicyError) -> Self {
-        RequestRefusal::Policy(e)
-    }
-}
-
-impl IntoResponse for RequestRefusal {
-    fn into_response(self) -> Response {
-        (
-            self.status(),
-            Json(ErrorBody {
-                kind: self.kind(),
-                detail: self.to_string(),
-            }),
-        )
-            .into_response()
-    }
-}
 
 type Answer<T> = std::result::Result<T, RequestRefusal>;
 
@@ -258,11 +169,6 @@ impl Service {
         }
         let _ = runs.save();
     }
-}
-
-fn message(body: std::result::Result<Json<MessageBody>, JsonRejection>) -> Answer<SignedMessage> {
-    let Json(b) = body.map_err(|e| RequestRefusal::Malformed(e.body_text()))?;
-    SignedMessage::from_base64(&b.message).map_err(RequestRefusal::Policy)
 }
 
 fn now() -> u64 {
@@ -513,30 +419,7 @@ async fn approve(
 ) -> Answer<Json<Accepted>> {
     let outcome = (|| -> Answer<(String, String, SignedMessage, WorkloadFiles)> {
         let msg = message(body)?;
-        let revoke = msg.message_type == MessageType::WorkloadRevoke;
-        let kind = if revoke {
-            MessageType::WorkloadRevoke
-        } else {
-            MessageType::WorkloadApprove
-        };
-        let member = s
-            .contract
-            .contract()
-            .verify_member_message(&msg, kind)?
-            .name
-            .get_ref()
-            .clone();
-        let digest = if revoke {
-            RevocationPayload::from_bytes(&msg.payload).map(|p| p.workload_digest)
-        } else {
-            ApprovalPayload::from_bytes(&msg.payload).map(|p| p.workload_digest)
-        }
-        .ok_or_else(|| {
-            RequestRefusal::Malformed(format!(
-                "{} payload from `{member}` is malformed",
-                kind.as_str()
-            ))
-        })?;
+        let (member, digest) = requests::verify_approval(&s.contract, &msg)?;
         let f = stored(&s, &digest)?;
         let workload = cleanroom_formats::load::load_workload(&f.workload)
             .map_err(|_| RequestRefusal::Storage)?;
@@ -587,24 +470,18 @@ async fn run(
     let outcome = (|| -> Answer<(String, RunRequestPayload)> {
         let msg = message(body)?;
         // The workload named in the payload, to verify the request against.
-        let claimed: RunRequestPayload = serde_json::from_slice(&msg.payload)
-            .map_err(|e| RequestRefusal::Malformed(format!("run-request payload: {e}")))?;
-        let f = stored(&s, &claimed.workload_digest)?;
-        let workload = cleanroom_formats::load::load_workload(&f.workload)
-            .map_err(|_| RequestRefusal::Storage)?;
-        let proposer = cleanroom_formats::load::read_proposal(&f.proposal)
-            .ok()
-            .flatten()
-            .and_then(|p| cleanroom_policy::proposal::open(&s.contract, &p).ok())
-            .map(|p| p.proposer);
-        let fresh = request::run_request(
-            &s.contract,
-            &msg,
-            &workload,
-            proposer.as_deref(),
-            now(),
-            s.cfg.freshness,
-        )?;
+        let fresh =
+            requests::verify_run_request(&s.contract, &msg, now(), s.cfg.freshness, |digest| {
+                let f = stored(&s, digest)?;
+                let workload = cleanroom_formats::load::load_workload(&f.workload)
+                    .map_err(|_| RequestRefusal::Storage)?;
+                let proposer = cleanroom_formats::load::read_proposal(&f.proposal)
+                    .ok()
+                    .flatten()
+                    .and_then(|p| cleanroom_policy::proposal::open(&s.contract, &p).ok())
+                    .map(|p| p.proposer);
+                Ok((workload, proposer))
+            })?;
         Ok((fresh.member().to_string(), fresh.payload().clone()))
     })();
     let subject = match &outcome {
@@ -674,26 +551,20 @@ async fn cancel_run(
 ) -> Answer<Response> {
     let outcome = (|| -> Answer<(String, String, String)> {
         let msg = message(body)?;
-        let claimed: RunCancelPayload = serde_json::from_slice(&msg.payload)
-            .map_err(|e| RequestRefusal::Malformed(format!("run-cancel payload: {e}")))?;
-        let record = {
-            let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
-            runs.records.get(&claimed.run).cloned()
-        }
-        .ok_or_else(|| RequestRefusal::UnknownRun {
-            id: claimed.run.chars().take(64).collect(),
-        })?;
-        let f = stored(&s, &record.workload_digest)?;
-        let workload = cleanroom_formats::load::load_workload(&f.workload)
-            .map_err(|_| RequestRefusal::Storage)?;
-        let fresh = request::run_cancel(
-            &s.contract,
-            &msg,
-            &workload,
-            &record.requested_by,
-            now(),
-            s.cfg.freshness,
-        )?;
+        let (fresh, record) =
+            requests::verify_run_cancel(&s.contract, &msg, now(), s.cfg.freshness, |run| {
+                let record = {
+                    let runs = s.runs.lock().unwrap_or_else(|p| p.into_inner());
+                    runs.records.get(run).cloned()
+                }
+                .ok_or_else(|| RequestRefusal::UnknownRun {
+                    id: run.chars().take(64).collect(),
+                })?;
+                let f = stored(&s, &record.workload_digest)?;
+                let workload = cleanroom_formats::load::load_workload(&f.workload)
+                    .map_err(|_| RequestRefusal::Storage)?;
+                Ok((record, workload))
+            })?;
         Ok((
             fresh.member().to_string(),
             fresh.payload().nonce.clone(),
@@ -750,16 +621,6 @@ async fn cancel_run(
     Ok(Json(applied?).into_response())
 }
 
-/// Whether `name` is an output file name the room writes (`<run>-<index>.cro`).
-fn is_output_name(name: &str) -> bool {
-    name.len() <= 128
-        && name.ends_with(".cro")
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
-}
-
 /// `POST /v1/outputs/fetch`: a fresh `output-fetch` by one of the output's recipients.
 async fn fetch_output(
     State(s): State<Arc<Service>>,
@@ -767,14 +628,9 @@ async fn fetch_output(
 ) -> Answer<Response> {
     let outcome = (|| -> Answer<(String, String, String, Vec<u8>)> {
         let msg = message(body)?;
-        let fresh = request::output_fetch(&s.contract, &msg, now(), s.cfg.freshness)?;
+        let fresh = requests::verify_fetch(&s.contract, &msg, now(), s.cfg.freshness)?;
         let name = fresh.payload().output.clone();
         let member = fresh.member().to_string();
-        if !is_output_name(&name) {
-            return Err(RequestRefusal::UnknownOutput {
-                name: name.chars().take(64).collect(),
-            });
-        }
         let bytes = s
             .room()?
             .read(&format!("outputs/{name}"))
